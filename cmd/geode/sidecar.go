@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/geodemesh/geode/proxy/config"
+	"github.com/geodemesh/geode/proxy/sidecar"
+	"github.com/geodemesh/geode/tracing"
+)
+
+func runSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("geode sidecar", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "sidecar config `file` (YAML)")
+	check := fs.String("check", "", "validate the config `file` and exit")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	if *check != "" {
+		c, err := config.Load(*check)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s: ok (region %s, %d regions, %d services)\n", *check, c.Region, len(c.Regions), len(c.Services))
+		return nil
+	}
+	if *path == "" {
+		fmt.Fprintln(stderr, "geode sidecar: --config is required")
+		fs.Usage()
+		return errUsage
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	c, err := config.Load(*path)
+	if err != nil {
+		return err
+	}
+	tp, err := tracing.NewProvider(ctx, tracing.Options{
+		Exporter: c.Tracing.Exporter, Endpoint: c.Tracing.Endpoint, Insecure: c.Tracing.Insecure,
+		SampleRatio: *c.Tracing.SampleRatio, ServiceName: "geode-sidecar", Region: c.Region, Stdout: stdout,
+	})
+	if err != nil {
+		return err
+	}
+	sc, err := sidecar.New(sidecar.Options{Config: c, Logger: log, TracerProvider: tp})
+	if err != nil {
+		return err
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return sc.Run(gctx) })
+	g.Go(func() error { return reloadOnHangup(gctx, *path, sc, log) })
+	runErr := g.Wait()
+
+	// Flush spans after the drain, on a fresh deadline.
+	flush, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	return errors.Join(runErr, tp.Shutdown(flush))
+}
+
+// reloadOnHangup re-reads the config on SIGHUP: validate, then swap; a bad file is
+// reported and the running state kept.
+func reloadOnHangup(ctx context.Context, path string, sc *sidecar.Sidecar, log *slog.Logger) error {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-hup:
+			c, err := config.Load(path)
+			if err == nil {
+				err = sc.Apply(c)
+			}
+			if err != nil {
+				log.Error("reload refused; keeping the running config", "file", path, "error", err)
+				continue
+			}
+			log.Info("reloaded", "file", path)
+		}
+	}
+}

@@ -1,0 +1,283 @@
+package profiles
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/geodemesh/geode/consistency"
+)
+
+// HeaderRegion names the region that served a response (DESIGN.md, wire names).
+const HeaderRegion = "geode-region"
+
+// DefaultQueueSize is the per-peer replication queue bound when Config.QueueSize is 0.
+const DefaultQueueSize = 1024
+
+// watchBuffer is how many updates a Watch stream may fall behind before it is closed.
+const watchBuffer = 64
+
+// Config configures one regional instance.
+type Config struct {
+	Region    string            // this instance's region, e.g. "us-east"
+	Epoch     uint64            // this origin's epoch (default 1)
+	Lag       time.Duration     // delay before a write is sent to the other regions
+	Peers     map[string]string // region → base URL ("http://127.0.0.1:port") of the other regions
+	QueueSize int               // per-peer replication queue bound (default DefaultQueueSize)
+	Logger    *slog.Logger      // nil discards
+}
+
+// Profile is one user profile with the version of the write that produced it.
+type Profile struct {
+	ID      string
+	Name    string
+	Email   string
+	Version consistency.Version
+}
+
+// write is one accepted write, as stored and as replicated.
+type write struct {
+	Profile
+	Stamp uint64 // Lamport timestamp, for the conflict rule
+}
+
+// wins reports whether w replaces cur under the conflict rule (see doc.go).
+func (w write) wins(cur write) bool {
+	if w.Stamp != cur.Stamp {
+		return w.Stamp > cur.Stamp
+	}
+	return w.Version.Origin > cur.Version.Origin
+}
+
+// delivery is a write queued for a peer, sendable from due on.
+type delivery struct {
+	due time.Time
+	w   write
+}
+
+// originState is how far this replica has applied one other origin's writes.
+type originState struct {
+	epoch  uint64
+	seen   uint64 // highest seq applied
+	mark   uint64 // watermark: every seq up to mark is applied
+	broken bool   // a gap was seen: mark is frozen
+}
+
+type watcher struct {
+	prefix string
+	ch     chan Profile
+}
+
+// Store is one regional instance of the profile service. See doc.go for its contract.
+type Store struct {
+	cfg     Config
+	log     *slog.Logger
+	queues  map[string]chan delivery // peer region → queue; fixed after New
+	grpc    *grpc.Server
+	handler http.Handler
+	served  atomic.Bool
+	dropped atomic.Uint64
+
+	mu       sync.Mutex
+	profiles map[string]write
+	seq      uint64 // this origin's last seq
+	clock    uint64 // Lamport clock
+	origins  map[string]*originState
+	watchers map[*watcher]struct{}
+}
+
+// New validates cfg and returns a Store. It starts no goroutines; see Serve.
+func New(cfg Config) (*Store, error) {
+	if cfg.Epoch == 0 {
+		cfg.Epoch = 1
+	}
+	if cfg.QueueSize == 0 {
+		cfg.QueueSize = DefaultQueueSize
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("profiles: invalid configuration: %w", err)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Store{
+		cfg:      cfg,
+		log:      cfg.Logger.With("region", cfg.Region),
+		queues:   make(map[string]chan delivery, len(cfg.Peers)),
+		profiles: map[string]write{},
+		origins:  map[string]*originState{},
+		watchers: map[*watcher]struct{}{},
+	}
+	for peer := range cfg.Peers {
+		s.queues[peer] = make(chan delivery, cfg.QueueSize)
+	}
+	s.grpc = grpc.NewServer()
+	s.grpc.RegisterService(newServiceDesc(), grpcService{s: s})
+	s.handler = s.newHandler()
+	return s, nil
+}
+
+func (c Config) validate() error {
+	var errs []error
+	if err := checkRegion(c.Region); err != nil {
+		errs = append(errs, fmt.Errorf("region: %w", err))
+	}
+	if c.Lag < 0 {
+		errs = append(errs, fmt.Errorf("lag: must not be negative, got %v", c.Lag))
+	}
+	if c.QueueSize < 0 {
+		errs = append(errs, fmt.Errorf("queueSize: must not be negative, got %d", c.QueueSize))
+	}
+	for region, base := range c.Peers {
+		if err := checkRegion(region); err != nil {
+			errs = append(errs, fmt.Errorf("peers[%q]: %w", region, err))
+		} else if region == c.Region {
+			errs = append(errs, fmt.Errorf("peers[%q]: is this instance's own region", region))
+		}
+		u, err := url.Parse(base)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("peers[%q]: want an http(s)://host:port base URL, got %q", region, base))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func checkRegion(r string) error {
+	if r == "" {
+		return errors.New("must not be empty")
+	}
+	if strings.ContainsAny(r, ":, \t") {
+		return fmt.Errorf("%q must not contain ':', ',' or spaces (it appears in versions)", r)
+	}
+	return nil
+}
+
+// Get returns the profile stored under id.
+func (s *Store) Get(id string) (Profile, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w, ok := s.profiles[id]
+	return w.Profile, ok
+}
+
+// Put writes a profile locally, with this region as origin, and queues it for every peer.
+// It returns the stored profile, whose Version is the write's version.
+func (s *Store) Put(id, name, email string) Profile {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.seq++
+	s.clock++
+	w := write{
+		Profile: Profile{ID: id, Name: name, Email: email, Version: consistency.Version{
+			Origin:   s.cfg.Region,
+			Position: consistency.Position{Epoch: s.cfg.Epoch, Seq: s.seq},
+		}},
+		Stamp: s.clock, // the largest stamp this replica has seen: always wins locally
+	}
+	s.store(w)
+	// Enqueue under the lock so each peer queue holds this origin's writes in seq order.
+	due := time.Now().Add(s.cfg.Lag)
+	for peer, q := range s.queues {
+		select {
+		case q <- delivery{due: due, w: w}:
+		default:
+			n := s.dropped.Add(1)
+			s.log.Warn("replication queue full, write dropped for peer",
+				"peer", peer, "version", w.Version.String(), "dropped_total", n)
+		}
+	}
+	return w.Profile
+}
+
+// apply applies writes replicated from their origin, in order. It never fails: duplicates
+// and stale epochs are ignored, gaps freeze the origin's watermark (see doc.go).
+func (s *Store) apply(ws []write) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, w := range ws {
+		v := w.Version
+		if v.Origin == s.cfg.Region {
+			continue // our own write echoed back: nothing to learn
+		}
+		o := s.origins[v.Origin]
+		switch {
+		case o == nil || v.Epoch > o.epoch:
+			o = &originState{epoch: v.Epoch}
+			s.origins[v.Origin] = o
+		case v.Epoch < o.epoch || v.Seq <= o.seen:
+			continue // stale epoch or duplicate delivery
+		}
+		if v.Seq != o.seen+1 && !o.broken {
+			o.broken = true
+			s.log.Warn("replication gap: watermark for origin frozen",
+				"origin", v.Origin, "have", o.seen, "got", v.Seq)
+		}
+		o.seen = v.Seq
+		if !o.broken {
+			o.mark = v.Seq
+		}
+		s.clock = max(s.clock, w.Stamp)
+		if cur, ok := s.profiles[w.ID]; !ok || w.wins(cur) {
+			s.store(w)
+		}
+	}
+}
+
+// store sets the profile and notifies watchers. s.mu must be held.
+func (s *Store) store(w write) {
+	s.profiles[w.ID] = w
+	for wt := range s.watchers {
+		if !strings.HasPrefix(w.ID, wt.prefix) {
+			continue
+		}
+		select {
+		case wt.ch <- w.Profile:
+		default:
+			// Never block a writer on a slow stream: close it, the client can re-watch.
+			delete(s.watchers, wt)
+			close(wt.ch)
+			s.log.Warn("watch stream too slow, closed", "prefix", wt.prefix)
+		}
+	}
+}
+
+// watch subscribes to writes applied from now on to ids starting with prefix. The channel
+// is closed if the watcher falls behind; cancel must be called when done.
+func (s *Store) watch(prefix string) (<-chan Profile, func()) {
+	wt := &watcher{prefix: prefix, ch: make(chan Profile, watchBuffer)}
+	s.mu.Lock()
+	s.watchers[wt] = struct{}{}
+	s.mu.Unlock()
+	return wt.ch, func() {
+		s.mu.Lock()
+		delete(s.watchers, wt)
+		s.mu.Unlock()
+	}
+}
+
+// Watermark returns how far this replica has applied each origin's writes: its own origin
+// at its latest seq, other origins at their last contiguously applied seq.
+// The returned map is the caller's.
+func (s *Store) Watermark() consistency.Watermark {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	wm := consistency.Watermark{s.cfg.Region: {Epoch: s.cfg.Epoch, Seq: s.seq}}
+	for origin, o := range s.origins {
+		wm[origin] = consistency.Position{Epoch: o.epoch, Seq: o.mark}
+	}
+	return wm
+}
+
+// Region returns this instance's region.
+func (s *Store) Region() string { return s.cfg.Region }
+
+// Dropped returns how many (write, peer) deliveries were dropped because a queue was full.
+func (s *Store) Dropped() uint64 { return s.dropped.Load() }

@@ -1,0 +1,494 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the sidecar's static configuration.
+type Config struct {
+	// Region is the region this sidecar runs in; it must be one of Regions.
+	Region    string    `yaml:"region"`
+	Listeners Listeners `yaml:"listeners"`
+	// App is the local application behind the inbound listener.
+	App      App       `yaml:"app"`
+	Regions  []Region  `yaml:"regions"`
+	Services []Service `yaml:"services"`
+	Limits   Limits    `yaml:"limits"`
+	Tracing  Tracing   `yaml:"tracing"`
+	Debug    Debug     `yaml:"debug"`
+}
+
+// Listeners are the sidecar's listening addresses.
+type Listeners struct {
+	// Outbound receives the app's calls to mesh services (app → mesh).
+	Outbound string `yaml:"outbound"`
+	// Inbound receives calls from the mesh for the local app (mesh → app). Optional.
+	Inbound string `yaml:"inbound"`
+	// Admin serves health, metrics and debug endpoints; it should stay on loopback.
+	Admin string `yaml:"admin"`
+}
+
+// App is the local application the inbound listener fronts.
+type App struct {
+	Address string `yaml:"address"`
+	// TrustedPeers are CIDRs whose geode-* headers the inbound listener keeps (mesh peers);
+	// geode-* headers from anyone else are dropped. Default: loopback only.
+	TrustedPeers []string `yaml:"trusted_peers"`
+}
+
+// Region is one failure domain and its round-trip times to other regions.
+type Region struct {
+	Name string `yaml:"name"`
+	// RTT to other regions; RTTs are symmetric, so each pair needs to be given once.
+	RTT map[string]Duration `yaml:"rtt"`
+	// State is the operator-set state: healthy (default), degraded, draining, down, fenced.
+	State string `yaml:"state"`
+}
+
+// Service is a destination the app may call through the outbound listener.
+type Service struct {
+	Name string `yaml:"name"`
+	// Authorities are the Host/:authority values that address this service; default: Name.
+	// A value matches with or without a port.
+	Authorities []string `yaml:"authorities"`
+	// Protocol is http1, http2 (h2c prior knowledge) or grpc.
+	Protocol string `yaml:"protocol"`
+	// Endpoints maps a region to the addresses (host:port) serving the service there.
+	Endpoints map[string][]string `yaml:"endpoints"`
+	Timeouts  Timeouts            `yaml:"timeouts"`
+	Retry     Retry               `yaml:"retry"`
+	Breaker   Breaker             `yaml:"breaker"`
+}
+
+// Timeouts bound one call to a service.
+type Timeouts struct {
+	Connect Duration `yaml:"connect"` // dialing one endpoint; default 1s
+	// Request bounds the whole call including retries; 0 means none (streams).
+	Request Duration `yaml:"request"`
+	// Idle closes idle upstream connections; default 90s.
+	Idle Duration `yaml:"idle"`
+}
+
+// Retry says when a failed attempt is tried again in the next region.
+type Retry struct {
+	// Attempts is the most attempts per request, the first included; default 3.
+	Attempts int `yaml:"attempts"`
+	// BudgetRatio caps retries at this fraction of requests over a 10 s window; default 0.2.
+	BudgetRatio *float64 `yaml:"budget_ratio"`
+	// MinPerSecond retries are always allowed, whatever the ratio; default 10.
+	MinPerSecond *int `yaml:"min_per_second"`
+}
+
+// Breaker configures the circuit breaker of each (service, region).
+type Breaker struct {
+	// ConsecutiveFailures opens the breaker; default 5.
+	ConsecutiveFailures int `yaml:"consecutive_failures"`
+	// OpenFor is how long an open breaker rejects before probing; default 5s.
+	OpenFor Duration `yaml:"open_for"`
+	// HalfOpenProbes is how many probes a half-open breaker lets through; default 1.
+	HalfOpenProbes int `yaml:"half_open_probes"`
+	// Interval clears the failure counts of a closed breaker; default 10s.
+	Interval Duration `yaml:"interval"`
+}
+
+// Limits protect the listeners from abusive or broken clients.
+type Limits struct {
+	// MaxHeaderBytes: larger request headers get 431. Default 60 KiB (Envoy's default).
+	MaxHeaderBytes int `yaml:"max_header_bytes"`
+	// ReadHeaderTimeout: slower request headers get 408. Default 10s.
+	ReadHeaderTimeout Duration `yaml:"read_header_timeout"`
+	// IdleTimeout closes idle client connections. Default 120s.
+	IdleTimeout Duration `yaml:"idle_timeout"`
+	// DrainTimeout bounds the graceful drain on shutdown. Default 20s.
+	DrainTimeout Duration `yaml:"drain_timeout"`
+}
+
+// Tracing selects where spans go.
+type Tracing struct {
+	// Exporter: none (default), stdout, otlp-grpc, otlp-http.
+	Exporter string `yaml:"exporter"`
+	// Endpoint of the OTLP collector (host:port); required for the otlp exporters.
+	Endpoint string `yaml:"endpoint"`
+	// Insecure disables TLS to the collector.
+	Insecure bool `yaml:"insecure"`
+	// SampleRatio of new traces to record, in [0,1]; default 1. Parent decisions are kept.
+	SampleRatio *float64 `yaml:"sample_ratio"`
+}
+
+// Debug controls the explainability features.
+type Debug struct {
+	// ReasonHeader adds geode-reason to responses.
+	ReasonHeader bool `yaml:"reason_header"`
+	// Decisions is how many recent routing decisions /debug/decisions keeps; default 256.
+	Decisions int `yaml:"decisions"`
+}
+
+// Duration is a time.Duration written as "250ms", "2s", "1m".
+type Duration time.Duration
+
+// UnmarshalYAML parses a Go duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return fmt.Errorf("line %d: duration must be a string like \"250ms\"", n.Line)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("line %d: bad duration %q: want a number with a unit, like \"250ms\"", n.Line, s)
+	}
+	if v < 0 {
+		return fmt.Errorf("line %d: duration %q is negative", n.Line, s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML writes the duration in its string form.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// Std returns the value as a time.Duration.
+func (d Duration) Std() time.Duration { return time.Duration(d) }
+
+// Protocols a service may speak.
+const (
+	ProtocolHTTP1 = "http1"
+	ProtocolHTTP2 = "http2"
+	ProtocolGRPC  = "grpc"
+)
+
+// Region states an operator may set.
+var regionStates = []string{"healthy", "degraded", "draining", "down", "fenced"}
+
+// Load reads, strictly decodes, defaults and validates the file at path. Errors name
+// the file and, for invalid values, the field path.
+func Load(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	c, err := Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Parse strictly decodes, defaults and validates one YAML document.
+func Parse(b []byte) (*Config, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	var c Config
+	if err := dec.Decode(&c); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, errors.New("config is empty")
+		}
+		return nil, fmt.Errorf("invalid configuration: %w", err)
+	}
+	var extra any
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return nil, errors.New("invalid configuration: more than one YAML document")
+	}
+	c.setDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	return &c, nil
+}
+
+func (c *Config) setDefaults() {
+	if len(c.App.TrustedPeers) == 0 {
+		c.App.TrustedPeers = []string{"127.0.0.0/8", "::1/128"}
+	}
+	for i := range c.Regions {
+		if c.Regions[i].State == "" {
+			c.Regions[i].State = "healthy"
+		}
+	}
+	for i := range c.Services {
+		s := &c.Services[i]
+		if len(s.Authorities) == 0 && s.Name != "" {
+			s.Authorities = []string{s.Name}
+		}
+		if s.Protocol == "" {
+			s.Protocol = ProtocolHTTP1
+		}
+		def(&s.Timeouts.Connect, time.Second)
+		def(&s.Timeouts.Idle, 90*time.Second)
+		if s.Retry.Attempts == 0 {
+			s.Retry.Attempts = 3
+		}
+		if s.Retry.BudgetRatio == nil {
+			r := 0.2
+			s.Retry.BudgetRatio = &r
+		}
+		if s.Retry.MinPerSecond == nil {
+			m := 10
+			s.Retry.MinPerSecond = &m
+		}
+		if s.Breaker.ConsecutiveFailures == 0 {
+			s.Breaker.ConsecutiveFailures = 5
+		}
+		def(&s.Breaker.OpenFor, 5*time.Second)
+		def(&s.Breaker.Interval, 10*time.Second)
+		if s.Breaker.HalfOpenProbes == 0 {
+			s.Breaker.HalfOpenProbes = 1
+		}
+	}
+	if c.Limits.MaxHeaderBytes == 0 {
+		c.Limits.MaxHeaderBytes = 60 << 10
+	}
+	def(&c.Limits.ReadHeaderTimeout, 10*time.Second)
+	def(&c.Limits.IdleTimeout, 120*time.Second)
+	def(&c.Limits.DrainTimeout, 20*time.Second)
+	if c.Tracing.Exporter == "" {
+		c.Tracing.Exporter = "none"
+	}
+	if c.Tracing.SampleRatio == nil {
+		r := 1.0
+		c.Tracing.SampleRatio = &r
+	}
+	if c.Debug.Decisions == 0 {
+		c.Debug.Decisions = 256
+	}
+}
+
+func def(d *Duration, v time.Duration) {
+	if *d == 0 {
+		*d = Duration(v)
+	}
+}
+
+// Validate checks the whole configuration and returns every problem found, joined,
+// each prefixed with the path of the field at fault.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(path, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...)))
+	}
+
+	regions := map[string]int{}
+	for i, r := range c.Regions {
+		p := fmt.Sprintf("regions[%d]", i)
+		switch {
+		case r.Name == "":
+			bad(p+".name", "is required")
+		case !validName(r.Name):
+			bad(p+".name", "%q must be lower-case letters, digits and '-'", r.Name)
+		case regions[r.Name] != 0:
+			bad(p+".name", "region %q is listed twice", r.Name)
+		default:
+			regions[r.Name] = i + 1
+		}
+		if !slices.Contains(regionStates, r.State) {
+			bad(p+".state", "%q is not one of %s", r.State, strings.Join(regionStates, ", "))
+		}
+	}
+	if len(c.Regions) == 0 {
+		bad("regions", "at least one region is required")
+	}
+	if len(c.Regions) > MaxRegions {
+		bad("regions", "%d regions listed; at most %d are supported", len(c.Regions), MaxRegions)
+	}
+	for i, r := range c.Regions {
+		for other, d := range r.RTT {
+			p := fmt.Sprintf("regions[%d].rtt.%s", i, other)
+			if regions[other] == 0 {
+				bad(p, "unknown region %q", other)
+			} else if other == r.Name {
+				bad(p, "RTT to itself")
+			} else if back, ok := c.Regions[regions[other]-1].RTT[r.Name]; ok && back != d {
+				bad(p, "%s here but %s in regions[%d].rtt.%s", d.Std(), back.Std(), regions[other]-1, r.Name)
+			}
+			if d == 0 && regions[other] != 0 && other != r.Name {
+				bad(p, "must be positive")
+			}
+		}
+	}
+	switch {
+	case c.Region == "":
+		bad("region", "is required (the region this sidecar runs in)")
+	case regions[c.Region] == 0:
+		bad("region", "unknown region %q; regions are %s", c.Region, strings.Join(names(c.Regions), ", "))
+	default:
+		for _, r := range c.Regions {
+			if r.Name != c.Region {
+				if _, ok := c.RTT(c.Region, r.Name); !ok {
+					bad("regions", "no RTT between local region %q and %q (give it in either region's rtt)", c.Region, r.Name)
+				}
+			}
+		}
+	}
+
+	if c.Listeners.Outbound == "" {
+		bad("listeners.outbound", "is required")
+	}
+	for path, addr := range map[string]string{"listeners.outbound": c.Listeners.Outbound, "listeners.inbound": c.Listeners.Inbound, "listeners.admin": c.Listeners.Admin, "app.address": c.App.Address} {
+		if addr != "" {
+			if err := checkHostPort(addr); err != nil {
+				bad(path, "%v", err)
+			}
+		}
+	}
+	if c.Listeners.Inbound != "" && c.App.Address == "" {
+		bad("app.address", "is required when listeners.inbound is set")
+	}
+	for i, cidr := range c.App.TrustedPeers {
+		if _, _, err := net.ParseCIDR(cidr); err != nil {
+			bad(fmt.Sprintf("app.trusted_peers[%d]", i), "%q is not a CIDR", cidr)
+		}
+	}
+
+	seenSvc := map[string]int{}
+	seenAuth := map[string]string{}
+	for i, s := range c.Services {
+		p := fmt.Sprintf("services[%d]", i)
+		switch {
+		case s.Name == "":
+			bad(p+".name", "is required")
+		case seenSvc[s.Name] != 0:
+			bad(p+".name", "service %q is defined twice (also services[%d])", s.Name, seenSvc[s.Name]-1)
+		default:
+			seenSvc[s.Name] = i + 1
+		}
+		for j, a := range s.Authorities {
+			ap := fmt.Sprintf("%s.authorities[%d]", p, j)
+			host := AuthorityHost(a)
+			if host == "" || strings.ContainsAny(a, "/ @") {
+				bad(ap, "%q is not a host or host:port", a)
+				continue
+			}
+			if other, dup := seenAuth[host]; dup {
+				bad(ap, "authority %q already belongs to service %q", host, other)
+				continue
+			}
+			seenAuth[host] = s.Name
+		}
+		if !slices.Contains([]string{ProtocolHTTP1, ProtocolHTTP2, ProtocolGRPC}, s.Protocol) {
+			bad(p+".protocol", "%q is not one of http1, http2, grpc", s.Protocol)
+		}
+		if len(s.Endpoints) == 0 {
+			bad(p+".endpoints", "at least one region with endpoints is required")
+		}
+		for region, eps := range s.Endpoints {
+			ep := p + ".endpoints." + region
+			if regions[region] == 0 {
+				bad(ep, "unknown region %q", region)
+			}
+			if len(eps) == 0 {
+				bad(ep, "no addresses")
+			}
+			seen := map[string]bool{}
+			for k, a := range eps {
+				if err := checkHostPort(a); err != nil {
+					bad(fmt.Sprintf("%s[%d]", ep, k), "%v", err)
+				} else if seen[a] {
+					bad(fmt.Sprintf("%s[%d]", ep, k), "address %q listed twice", a)
+				}
+				seen[a] = true
+			}
+			if len(eps) > MaxEndpointsPerRegion {
+				bad(ep, "%d addresses; at most %d per region are supported", len(eps), MaxEndpointsPerRegion)
+			}
+		}
+		if s.Retry.Attempts < 1 || s.Retry.Attempts > MaxRegions {
+			bad(p+".retry.attempts", "%d must be in [1,%d]", s.Retry.Attempts, MaxRegions)
+		}
+		if r := *s.Retry.BudgetRatio; r < 0 || r > 1 {
+			bad(p+".retry.budget_ratio", "%v must be in [0,1]", r)
+		}
+		if *s.Retry.MinPerSecond < 0 {
+			bad(p+".retry.min_per_second", "must not be negative")
+		}
+		if s.Breaker.ConsecutiveFailures < 1 {
+			bad(p+".breaker.consecutive_failures", "must be at least 1")
+		}
+		if s.Breaker.HalfOpenProbes < 1 {
+			bad(p+".breaker.half_open_probes", "must be at least 1")
+		}
+	}
+	if c.Limits.MaxHeaderBytes < 1024 {
+		bad("limits.max_header_bytes", "%d is below 1024", c.Limits.MaxHeaderBytes)
+	}
+	switch c.Tracing.Exporter {
+	case "none", "stdout":
+	case "otlp-grpc", "otlp-http":
+		if c.Tracing.Endpoint == "" {
+			bad("tracing.endpoint", "is required for exporter %q", c.Tracing.Exporter)
+		}
+	default:
+		bad("tracing.exporter", "%q is not one of none, stdout, otlp-grpc, otlp-http", c.Tracing.Exporter)
+	}
+	if r := *c.Tracing.SampleRatio; r < 0 || r > 1 {
+		bad("tracing.sample_ratio", "%v must be in [0,1]", r)
+	}
+	if c.Debug.Decisions < 1 {
+		bad("debug.decisions", "must be at least 1")
+	}
+	return errors.Join(errs...)
+}
+
+// Capacity limits of the routing state; they keep the decision path allocation-free.
+const (
+	MaxRegions            = 16
+	MaxEndpointsPerRegion = 1024
+)
+
+// RTT returns the configured round-trip time between regions a and b, whichever of the
+// two lists it.
+func (c *Config) RTT(a, b string) (time.Duration, bool) {
+	for _, r := range c.Regions {
+		if r.Name == a {
+			if d, ok := r.RTT[b]; ok {
+				return d.Std(), true
+			}
+		}
+		if r.Name == b {
+			if d, ok := r.RTT[a]; ok {
+				return d.Std(), true
+			}
+		}
+	}
+	return 0, false
+}
+
+// AuthorityHost returns the lower-cased host part of a Host header or :authority value.
+func AuthorityHost(a string) string {
+	if h, _, err := net.SplitHostPort(a); err == nil {
+		a = h
+	}
+	return strings.ToLower(strings.TrimSuffix(a, "."))
+}
+
+func checkHostPort(a string) error {
+	host, port, err := net.SplitHostPort(a)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port", a)
+	}
+	if port == "" || strings.Trim(port, "0123456789") != "" {
+		return fmt.Errorf("%q has no numeric port", a)
+	}
+	_ = host // an empty host means all interfaces, which is fine for listeners
+	return nil
+}
+
+func validName(s string) bool {
+	return strings.Trim(s, "abcdefghijklmnopqrstuvwxyz0123456789-") == "" && s[0] != '-'
+}
+
+func names(rs []Region) []string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = r.Name
+	}
+	return out
+}

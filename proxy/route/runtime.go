@@ -1,0 +1,307 @@
+package route
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sony/gobreaker/v2"
+
+	"github.com/geodemesh/geode/proxy/config"
+)
+
+// Registry keeps the runtime objects that outlive routing states, keyed by stable names.
+type Registry struct {
+	// OnBreakerChange, if set before the first Build, is called on every breaker
+	// state change with the service and region names.
+	OnBreakerChange func(service, region string, from, to gobreaker.State)
+
+	mu         sync.Mutex
+	breakers   map[string]*Breaker
+	endpoints  map[string]*Endpoint
+	budgets    map[string]*RetryBudget
+	transports map[string]*keyedTransport
+}
+
+type liveSet map[string]bool
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry {
+	return &Registry{breakers: map[string]*Breaker{}, endpoints: map[string]*Endpoint{}, budgets: map[string]*RetryBudget{}, transports: map[string]*keyedTransport{}}
+}
+
+func (r *Registry) breaker(service, region string, conf config.Breaker, live liveSet) *Breaker {
+	key := "b/" + service + "/" + region
+	live[key] = true
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if b, ok := r.breakers[key]; ok && b.conf == conf {
+		return b
+	}
+	s := breakerSettings(conf)
+	s.Name = service + "/" + region
+	if cb := r.OnBreakerChange; cb != nil {
+		s.OnStateChange = func(_ string, from, to gobreaker.State) { cb(service, region, from, to) }
+	}
+	b := &Breaker{cb: gobreaker.NewTwoStepCircuitBreaker[struct{}](s), conf: conf}
+	r.breakers[key] = b
+	return b
+}
+
+func (r *Registry) endpoint(service, region, addr string, live liveSet) *Endpoint {
+	key := "e/" + service + "/" + region + "/" + addr
+	live[key] = true
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e, ok := r.endpoints[key]; ok {
+		return e
+	}
+	e := &Endpoint{Addr: addr}
+	r.endpoints[key] = e
+	return e
+}
+
+func (r *Registry) retryBudget(service string, ratio float64, minPerSecond int, live liveSet) *RetryBudget {
+	key := "r/" + service
+	live[key] = true
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if b, ok := r.budgets[key]; ok && b.ratio == ratio && b.minPerSecond == minPerSecond {
+		return b
+	}
+	b := &RetryBudget{ratio: ratio, minPerSecond: minPerSecond}
+	r.budgets[key] = b
+	return b
+}
+
+// forgetAllBut drops objects no longer referenced by the newest state.
+func (r *Registry) forgetAllBut(live liveSet) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for k := range r.breakers {
+		if !live[k] {
+			delete(r.breakers, k)
+		}
+	}
+	for k := range r.endpoints {
+		if !live[k] {
+			delete(r.endpoints, k)
+		}
+	}
+	for k := range r.budgets {
+		if !live[k] {
+			delete(r.budgets, k)
+		}
+	}
+	for k, t := range r.transports {
+		if !live[k] {
+			t.rt.CloseIdleConnections()
+			delete(r.transports, k)
+		}
+	}
+}
+
+func breakerSettings(b config.Breaker) gobreaker.Settings {
+	n := uint32(b.ConsecutiveFailures)
+	return gobreaker.Settings{
+		MaxRequests: uint32(b.HalfOpenProbes),
+		Interval:    b.Interval.Std(),
+		Timeout:     b.OpenFor.Std(),
+		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= n },
+		// A caller that went away says nothing about the region.
+		IsExcluded: func(err error) bool { return errors.Is(err, context.Canceled) },
+	}
+}
+
+// Breaker is the circuit breaker of one (service, region).
+type Breaker struct {
+	cb   *gobreaker.TwoStepCircuitBreaker[struct{}]
+	conf config.Breaker
+}
+
+// Allow asks to send one attempt. When it returns ok, done must be called once with
+// whether the attempt failed in a way that counts against the region (nil: success).
+func (b *Breaker) Allow() (done func(err error), ok bool) {
+	done, err := b.cb.Allow()
+	return done, err == nil
+}
+
+// State returns the breaker's current state.
+func (b *Breaker) State() gobreaker.State { return b.cb.State() }
+
+// Endpoint is one upstream address and its load.
+type Endpoint struct {
+	Addr string
+	// inflight counts attempts in progress, for least-loaded picking.
+	inflight atomic.Int64
+	// ejectedUntil (unix nanoseconds) keeps an endpoint that refused a connection out
+	// of picks for a moment, so its region's other endpoints take the load.
+	ejectedUntil atomic.Int64
+}
+
+// Start records an attempt starting on e; call the returned func when it ends.
+func (e *Endpoint) Start() { e.inflight.Add(1) }
+
+// Done records the end of an attempt started with Start.
+func (e *Endpoint) Done() { e.inflight.Add(-1) }
+
+// Eject keeps e out of picks for d.
+func (e *Endpoint) Eject(d time.Duration) { e.ejectedUntil.Store(time.Now().Add(d).UnixNano()) }
+
+// Inflight returns the number of attempts in progress.
+func (e *Endpoint) Inflight() int64 { return e.inflight.Load() }
+
+func (e *Endpoint) available(now int64) bool { return e.ejectedUntil.Load() <= now }
+
+// Pick chooses an endpoint by the power of two choices, least in-flight attempts
+// first, skipping ejected endpoints. It returns nil when every endpoint is ejected.
+func (p *Pool) Pick() *Endpoint {
+	eps := p.Endpoints
+	now := time.Now().UnixNano()
+	switch len(eps) {
+	case 0:
+		return nil
+	case 1:
+		if eps[0].available(now) {
+			return eps[0]
+		}
+		return nil
+	}
+	a, b := eps[rand.IntN(len(eps))], eps[rand.IntN(len(eps))]
+	switch aOK, bOK := a.available(now), b.available(now); {
+	case aOK && bOK:
+		if b.inflight.Load() < a.inflight.Load() {
+			return b
+		}
+		return a
+	case aOK:
+		return a
+	case bOK:
+		return b
+	}
+	// Both draws were ejected: scan for any available endpoint.
+	for _, e := range eps {
+		if e.available(now) {
+			return e
+		}
+	}
+	return nil
+}
+
+// RetryBudget caps retries to a ratio of requests over a 10-second window, with a
+// floor of retries per second that is always allowed (Linkerd's retry-budget shape).
+type RetryBudget struct {
+	ratio        float64
+	minPerSecond int
+
+	mu       sync.Mutex
+	buckets  [10]budgetBucket
+	lastTick int64
+}
+
+type budgetBucket struct{ requests, retries int }
+
+func (b *RetryBudget) rotate(now int64) *budgetBucket {
+	sec := now / int64(time.Second)
+	if sec-b.lastTick >= int64(len(b.buckets)) {
+		b.buckets = [10]budgetBucket{}
+	} else {
+		for t := b.lastTick + 1; t <= sec; t++ {
+			b.buckets[t%int64(len(b.buckets))] = budgetBucket{}
+		}
+	}
+	if sec > b.lastTick {
+		b.lastTick = sec
+	}
+	return &b.buckets[sec%int64(len(b.buckets))]
+}
+
+// Request records one request.
+func (b *RetryBudget) Request() {
+	b.mu.Lock()
+	b.rotate(time.Now().UnixNano()).requests++
+	b.mu.Unlock()
+}
+
+// TryRetry spends one retry if the budget allows it.
+func (b *RetryBudget) TryRetry() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	cur := b.rotate(time.Now().UnixNano())
+	var req, ret int
+	for _, k := range b.buckets {
+		req += k.requests
+		ret += k.retries
+	}
+	allowed := float64(b.minPerSecond*len(b.buckets)) + b.ratio*float64(req)
+	if float64(ret) >= allowed {
+		return false
+	}
+	cur.retries++
+	return true
+}
+
+// transport returns the shared upstream transport for a service's protocol and
+// timeouts, reusing it across states so pooled connections survive a swap.
+func (r *Registry) transport(service, protocol string, connect, idle time.Duration, live liveSet) http.RoundTripper {
+	key := "t/" + service
+	live[key] = true
+	want := transportKey{protocol: protocol, connect: connect, idle: idle}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if t, ok := r.transports[key]; ok && t.key == want {
+		return t.rt
+	}
+	if old, ok := r.transports[key]; ok {
+		old.rt.CloseIdleConnections()
+	}
+	t := &keyedTransport{key: want, rt: NewTransport(protocol != config.ProtocolHTTP1, connect, idle)}
+	r.transports[key] = t
+	return t.rt
+}
+
+type transportKey struct {
+	protocol      string
+	connect, idle time.Duration
+}
+
+type keyedTransport struct {
+	key transportKey
+	rt  *http.Transport
+}
+
+// NewTransport returns an upstream transport speaking HTTP/1.1, or HTTP/2 with prior
+// knowledge (h2c) when h2c is true. It never uses proxies from the environment and
+// never asks for compression on the caller's behalf.
+func NewTransport(h2c bool, connect, idle time.Duration) *http.Transport {
+	t := &http.Transport{
+		Proxy:                 nil,
+		DialContext:           (&net.Dialer{Timeout: connect, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:          0,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       idle,
+		DisableCompression:    true,
+		ExpectContinueTimeout: time.Second,
+		Protocols:             new(http.Protocols),
+	}
+	if h2c {
+		t.Protocols.SetUnencryptedHTTP2(true)
+	} else {
+		t.Protocols.SetHTTP1(true)
+	}
+	return t
+}
+
+// CloseIdleConnections closes the idle upstream connections of every transport.
+func (r *Registry) CloseIdleConnections() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, t := range r.transports {
+		t.rt.CloseIdleConnections()
+	}
+}

@@ -1,0 +1,170 @@
+package route
+
+import (
+	"cmp"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/geodemesh/geode/affinity"
+	"github.com/geodemesh/geode/proxy/config"
+)
+
+// State is one immutable routing state.
+type State struct {
+	// Version identifies the state, for logs and /config_dump.
+	Version string
+	Local   affinity.Region
+	regions []string
+	// byAuthority maps a lower-case host (no port) to its service.
+	byAuthority map[string]*Service
+	services    []*Service
+}
+
+// Service is one destination, as the request path needs it.
+type Service struct {
+	Name     string
+	Protocol string
+	// View is what routing policies know about the service.
+	View affinity.View
+	// Pools holds the endpoints per region; nil for regions without endpoints.
+	Pools       [affinity.MaxRegions]*Pool
+	Connect     time.Duration
+	Idle        time.Duration
+	Request     time.Duration
+	Attempts    int
+	RetryBudget *RetryBudget
+	// Transport carries attempts to the service's endpoints.
+	Transport http.RoundTripper
+}
+
+// Pool is a service's endpoints in one region and that region's breaker.
+type Pool struct {
+	Region    affinity.Region
+	Name      string
+	Breaker   *Breaker
+	Endpoints []*Endpoint
+}
+
+// Build turns a validated configuration into a State, reusing runtime objects from reg.
+func Build(c *config.Config, version string, reg *Registry) (*State, error) {
+	if len(c.Regions) > affinity.MaxRegions {
+		return nil, fmt.Errorf("%d regions; at most %d are supported", len(c.Regions), affinity.MaxRegions)
+	}
+	st := &State{Version: version, byAuthority: map[string]*Service{}}
+	index := map[string]affinity.Region{}
+	for i, r := range c.Regions {
+		st.regions = append(st.regions, r.Name)
+		index[r.Name] = affinity.Region(i)
+	}
+	local, ok := index[c.Region]
+	if !ok {
+		return nil, fmt.Errorf("region: unknown local region %q", c.Region)
+	}
+	st.Local = local
+	var states [affinity.MaxRegions]affinity.RegionState
+	for i, r := range c.Regions {
+		s, err := affinity.ParseRegionState(r.State)
+		if err != nil {
+			return nil, fmt.Errorf("regions[%d].state: %w", i, err)
+		}
+		states[i] = s
+	}
+	proximity := proximityOrder(c, index)
+
+	live := liveSet{}
+	for i, sc := range c.Services {
+		svc := &Service{
+			Name:     sc.Name,
+			Protocol: sc.Protocol,
+			View:     affinity.View{Local: local, States: states},
+			Connect:  sc.Timeouts.Connect.Std(),
+			Idle:     sc.Timeouts.Idle.Std(),
+			Request:  sc.Timeouts.Request.Std(),
+			Attempts: sc.Retry.Attempts,
+		}
+		for _, r := range proximity {
+			addrs := sc.Endpoints[st.regions[r]]
+			if len(addrs) == 0 {
+				continue
+			}
+			svc.View.Order = append(svc.View.Order, r)
+			pool := &Pool{Region: r, Name: st.regions[r]}
+			pool.Breaker = reg.breaker(sc.Name, pool.Name, sc.Breaker, live)
+			for _, a := range addrs {
+				pool.Endpoints = append(pool.Endpoints, reg.endpoint(sc.Name, pool.Name, a, live))
+			}
+			svc.Pools[r] = pool
+		}
+		svc.Transport = reg.transport(sc.Name, sc.Protocol, svc.Connect, svc.Idle, live)
+		svc.RetryBudget = reg.retryBudget(sc.Name, *sc.Retry.BudgetRatio, *sc.Retry.MinPerSecond, live)
+		for j, a := range sc.Authorities {
+			host := config.AuthorityHost(a)
+			if other, dup := st.byAuthority[host]; dup {
+				return nil, fmt.Errorf("services[%d].authorities[%d]: %q already belongs to %q", i, j, host, other.Name)
+			}
+			st.byAuthority[host] = svc
+		}
+		st.services = append(st.services, svc)
+	}
+	reg.forgetAllBut(live)
+	return st, nil
+}
+
+// proximityOrder lists all regions nearest first from the local region: the local
+// region, then the others by RTT, ties broken by name so every sidecar agrees.
+func proximityOrder(c *config.Config, index map[string]affinity.Region) []affinity.Region {
+	type near struct {
+		r   affinity.Region
+		rtt time.Duration
+	}
+	var others []near
+	for _, r := range c.Regions {
+		if r.Name != c.Region {
+			d, _ := c.RTT(c.Region, r.Name)
+			others = append(others, near{r: index[r.Name], rtt: d})
+		}
+	}
+	slices.SortStableFunc(others, func(a, b near) int {
+		if c := cmp.Compare(a.rtt, b.rtt); c != 0 {
+			return c
+		}
+		return strings.Compare(c.Regions[a.r].Name, c.Regions[b.r].Name)
+	})
+	out := []affinity.Region{index[c.Region]}
+	for _, n := range others {
+		out = append(out, n.r)
+	}
+	return out
+}
+
+// Service returns the service addressed by a Host header or :authority value, or nil.
+// It does not allocate for lower-case authorities.
+func (s *State) Service(authority string) *Service {
+	if svc, ok := s.byAuthority[authority]; ok {
+		return svc
+	}
+	host := authority
+	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.Contains(host[i:], "]") {
+		host = host[:i]
+	}
+	host = strings.TrimSuffix(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"), ".")
+	if svc, ok := s.byAuthority[host]; ok {
+		return svc
+	}
+	return s.byAuthority[strings.ToLower(host)]
+}
+
+// RegionName returns the name of region r.
+func (s *State) RegionName(r affinity.Region) string { return s.regions[r] }
+
+// LocalName returns the name of the local region.
+func (s *State) LocalName() string { return s.regions[s.Local] }
+
+// Regions returns the region names in index order. The slice must not be modified.
+func (s *State) Regions() []string { return s.regions }
+
+// Services returns the services in configuration order. The slice must not be modified.
+func (s *State) Services() []*Service { return s.services }

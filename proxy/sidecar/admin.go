@@ -1,0 +1,109 @@
+package sidecar
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// adminHandler serves the admin listener: health, metrics, the routing state and the
+// recent decisions. It belongs on loopback.
+func (s *Sidecar) adminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /live", func(w http.ResponseWriter, _ *http.Request) {
+		w.Write([]byte("live\n"))
+	})
+	mux.HandleFunc("GET /ready", func(w http.ResponseWriter, _ *http.Request) {
+		if !s.ready.Load() || s.state.Load() == nil {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ready\n"))
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /config_dump", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, s.ConfigDump())
+	})
+	mux.HandleFunc("GET /debug/decisions", func(w http.ResponseWriter, r *http.Request) {
+		n := len(s.decisions.ring)
+		if v := r.URL.Query().Get("n"); v != "" {
+			k, err := strconv.Atoi(v)
+			if err != nil || k < 1 {
+				http.Error(w, "n: want a positive integer", http.StatusBadRequest)
+				return
+			}
+			n = k
+		}
+		writeJSON(w, s.decisions.recent(n))
+	})
+	return mux
+}
+
+// Dump is the routing state as /config_dump shows it.
+type Dump struct {
+	Version  string        `json:"version"`
+	Region   string        `json:"region"`
+	Regions  []RegionDump  `json:"regions"`
+	Services []ServiceDump `json:"services"`
+}
+
+// RegionDump is one region in a Dump.
+type RegionDump struct {
+	Name  string `json:"name"`
+	State string `json:"state"`
+}
+
+// ServiceDump is one service in a Dump.
+type ServiceDump struct {
+	Name      string     `json:"name"`
+	Protocol  string     `json:"protocol"`
+	Proximity []string   `json:"proximity"`
+	Pools     []PoolDump `json:"pools"`
+}
+
+// PoolDump is one service's endpoints in one region.
+type PoolDump struct {
+	Region    string         `json:"region"`
+	Breaker   string         `json:"breaker"`
+	Endpoints []EndpointDump `json:"endpoints"`
+}
+
+// EndpointDump is one endpoint and its load.
+type EndpointDump struct {
+	Address  string `json:"address"`
+	Inflight int64  `json:"inflight"`
+}
+
+// ConfigDump returns the current routing state with its runtime state.
+func (s *Sidecar) ConfigDump() Dump {
+	st := s.state.Load()
+	d := Dump{Version: st.Version, Region: st.LocalName()}
+	for _, svc := range st.Services() {
+		if len(d.Regions) == 0 {
+			for i, name := range st.Regions() {
+				d.Regions = append(d.Regions, RegionDump{Name: name, State: svc.View.States[i].String()})
+			}
+		}
+		sd := ServiceDump{Name: svc.Name, Protocol: svc.Protocol}
+		for _, r := range svc.View.Order {
+			p := svc.Pools[r]
+			sd.Proximity = append(sd.Proximity, p.Name)
+			pd := PoolDump{Region: p.Name, Breaker: p.Breaker.State().String()}
+			for _, e := range p.Endpoints {
+				pd.Endpoints = append(pd.Endpoints, EndpointDump{Address: e.Addr, Inflight: e.Inflight()})
+			}
+			sd.Pools = append(sd.Pools, pd)
+		}
+		d.Services = append(d.Services, sd)
+	}
+	return d
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}

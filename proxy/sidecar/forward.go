@@ -1,0 +1,308 @@
+package sidecar
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/geodemesh/geode/affinity"
+	"github.com/geodemesh/geode/proxy/route"
+	"github.com/geodemesh/geode/tracing"
+)
+
+// outcome is what forwarding did with one request.
+type outcome struct {
+	served   bool // a response was written
+	region   affinity.Region
+	reason   affinity.Reason
+	attempts int
+	status   int
+	err      *Error // set when nothing was served
+}
+
+// errUnavailable marks an attempt as a failure of its region (for the breaker).
+var errUnavailable = errors.New("region unavailable")
+
+// ejectFor keeps an endpoint that refused a connection out of picks for this long.
+const ejectFor = time.Second
+
+// forward tries the candidate regions in order, one attempt each, through each
+// region's circuit breaker, and streams the first usable response back to w.
+//
+// A further region is tried only when nothing of the request body was consumed and
+// either the previous attempt never connected (nothing was sent, so any request is safe
+// to resend) or the request is retryable (idempotent, no body) and the service's retry
+// budget allows it. A 502/503/504 response counts against its region; it is passed on
+// when no further attempt is allowed.
+func (s *Sidecar) forward(ctx context.Context, w http.ResponseWriter, r *http.Request, st *route.State, svc *route.Service, c *affinity.Candidates, retryable bool) outcome {
+	if svc.Request > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, svc.Request)
+		defer cancel()
+	}
+	body := &trackedBody{rc: r.Body}
+	svc.RetryBudget.Request()
+
+	var tried []string // "region (why)", for the error a client gets when all fail
+	connectFailed := false
+	out := outcome{reason: c.Reason()}
+	for i := 0; i < c.Len() && out.attempts < svc.Attempts; i++ {
+		region := c.At(i)
+		pool := svc.Pools[region]
+		if out.attempts > 0 && !s.mayTryAgain(svc, body, connectFailed, retryable) {
+			break
+		}
+		done, ok := pool.Breaker.Allow()
+		if !ok {
+			s.metrics.attempts.WithLabelValues(svc.Name, pool.Name, "breaker_open").Inc()
+			tried = append(tried, pool.Name+" (circuit open)")
+			continue
+		}
+		out.attempts++
+		reason := affinity.FailoverReason(c.Reason(), i)
+		resp, why, connErr := s.attemptRegion(ctx, r, body, st, svc, pool, reason, out.attempts)
+		connectFailed = connErr
+		if resp == nil {
+			if ctx.Err() != nil && r.Context().Err() != nil {
+				done(context.Canceled) // the client went away: not the region's fault
+				s.metrics.attempts.WithLabelValues(svc.Name, pool.Name, "canceled").Inc()
+				out.err = errorf(StageForward, 499, "client closed the request")
+				return out
+			}
+			done(errUnavailable)
+			tried = append(tried, pool.Name+" ("+why+")")
+			if ctx.Err() != nil {
+				out.err = errorf(StageForward, http.StatusGatewayTimeout, "service %q: request timed out after %s; tried %s", svc.Name, svc.Request, strings.Join(tried, ", "))
+				return out
+			}
+			continue
+		}
+		if unavailableStatus(resp.StatusCode) {
+			done(errUnavailable)
+			s.metrics.attempts.WithLabelValues(svc.Name, pool.Name, "status_5xx").Inc()
+			if i+1 < c.Len() && out.attempts < svc.Attempts && s.mayTryAgain(svc, body, false, retryable) {
+				tried = append(tried, fmt.Sprintf("%s (status %d)", pool.Name, resp.StatusCode))
+				discard(resp)
+				continue
+			}
+		} else {
+			done(nil)
+			s.metrics.attempts.WithLabelValues(svc.Name, pool.Name, "ok").Inc()
+		}
+		out.served, out.region, out.reason, out.status = true, region, reason, resp.StatusCode
+		s.respond(w, resp, pool.Name, reason)
+		return out
+	}
+	if len(tried) == 0 {
+		out.err = errorf(StageDecide, http.StatusServiceUnavailable, "service %q: no healthy region (regions %s are all down or fenced)", svc.Name, s.regionList(st, svc))
+	} else {
+		out.err = errorf(StageForward, http.StatusServiceUnavailable, "service %q: no healthy region; tried %s", svc.Name, strings.Join(tried, ", "))
+	}
+	return out
+}
+
+// mayTryAgain says whether another region may be tried after a failed attempt, and
+// spends a retry from the budget when the attempt had connected.
+func (s *Sidecar) mayTryAgain(svc *route.Service, body *trackedBody, connectFailed, retryable bool) bool {
+	if body.read {
+		return false
+	}
+	if connectFailed {
+		return true // nothing was sent: resending is safe for any request
+	}
+	if !retryable {
+		return false
+	}
+	if !svc.RetryBudget.TryRetry() {
+		s.metrics.retries.WithLabelValues(svc.Name, "budget_exhausted").Inc()
+		return false
+	}
+	s.metrics.retries.WithLabelValues(svc.Name, "allowed").Inc()
+	return true
+}
+
+// attemptRegion sends r to one endpoint of pool, moving to another endpoint of the same
+// region when one refuses the connection. It returns the response, or nil with a short
+// reason and whether the failure was a connection failure (nothing sent).
+func (s *Sidecar) attemptRegion(ctx context.Context, r *http.Request, body *trackedBody, st *route.State, svc *route.Service, pool *route.Pool, reason affinity.Reason, attempt int) (*http.Response, string, bool) {
+	why := "no endpoint available"
+	for range len(pool.Endpoints) {
+		ep := pool.Pick()
+		if ep == nil {
+			s.metrics.attempts.WithLabelValues(svc.Name, pool.Name, "no_endpoint").Inc()
+			return nil, why, true
+		}
+		resp, err := s.attempt(ctx, r, body, st, svc, pool, ep, reason, attempt)
+		if err == nil {
+			return resp, "", false
+		}
+		if isConnectError(err) && !body.read {
+			ep.Eject(ejectFor)
+			s.metrics.attempts.WithLabelValues(svc.Name, pool.Name, "connect_error").Inc()
+			why = "connection failed: " + shortError(err)
+			continue
+		}
+		s.metrics.attempts.WithLabelValues(svc.Name, pool.Name, "error").Inc()
+		return nil, shortError(err), false
+	}
+	return nil, why, true
+}
+
+// attempt sends one request to one endpoint, in a span of its own.
+func (s *Sidecar) attempt(ctx context.Context, r *http.Request, body *trackedBody, st *route.State, svc *route.Service, pool *route.Pool, ep *route.Endpoint, reason affinity.Reason, attempt int) (*http.Response, error) {
+	ctx, span := s.tracer.Start(ctx, "geode attempt "+pool.Name, trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(
+			tracing.SrcRegion.String(st.LocalName()),
+			tracing.DstRegion.String(pool.Name),
+			tracing.CrossRegion.Bool(pool.Region != st.Local),
+			tracing.Reason.String(reason.String()),
+			tracing.Attempt.Int(attempt),
+			tracing.Endpoint.String(ep.Addr),
+		))
+	defer span.End()
+
+	out := (&http.Request{
+		Method:        r.Method,
+		URL:           &url.URL{Scheme: "http", Host: ep.Addr, Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery},
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        make(http.Header, len(r.Header)+2),
+		ContentLength: r.ContentLength,
+		Host:          r.Host,
+		Trailer:       r.Trailer,
+	}).WithContext(ctx)
+	if r.URL.Host != "" {
+		out.Host = r.URL.Host
+	}
+	if body.rc != nil && body.rc != http.NoBody {
+		out.Body = body
+	}
+	copyEndToEnd(out.Header, r.Header, nil)
+	s.propagator.Inject(ctx, propagation.HeaderCarrier(out.Header))
+
+	ep.Start()
+	resp, err := svc.Transport.RoundTrip(out)
+	ep.Done()
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, shortError(err))
+		return nil, err
+	}
+	if resp.StatusCode >= 500 {
+		span.SetStatus(codes.Error, resp.Status)
+	}
+	return resp, nil
+}
+
+// respond streams resp to the client, with its trailers, and stamps the serving region.
+func (s *Sidecar) respond(w http.ResponseWriter, resp *http.Response, region string, reason affinity.Reason) {
+	defer resp.Body.Close()
+	h := w.Header()
+	copyEndToEnd(h, resp.Header, nil)
+	h[headerRegion] = []string{region}
+	if s.reasonHeader {
+		h[headerReason] = []string{reason.String()}
+	}
+	w.WriteHeader(resp.StatusCode)
+	if err := s.copyBody(w, resp); err != nil {
+		// The upstream failed mid-body: abort so the client sees a broken response
+		// (HTTP/2 stream reset, HTTP/1 connection closed), never a truncated success.
+		panic(http.ErrAbortHandler)
+	}
+	for k, vv := range resp.Trailer {
+		h[http.TrailerPrefix+k] = vv
+	}
+}
+
+// copyBody copies the response body, flushing after every write for streams (gRPC,
+// server-sent events, responses of unknown length) so nothing waits in a buffer.
+func (s *Sidecar) copyBody(w http.ResponseWriter, resp *http.Response) error {
+	bp := s.buffers.Get().(*[]byte)
+	defer s.buffers.Put(bp)
+	buf := *bp
+	stream := resp.ContentLength < 0 || resp.ProtoMajor == 2 && strings.HasPrefix(resp.Header.Get("Content-Type"), "application/grpc") ||
+		strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
+	rc := http.NewResponseController(w)
+	for {
+		n, rerr := resp.Body.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return nil // the client went away; nothing more to do
+			}
+			if stream {
+				_ = rc.Flush()
+			}
+		}
+		if rerr == io.EOF {
+			return nil
+		}
+		if rerr != nil {
+			return rerr
+		}
+	}
+}
+
+func newBufferPool() *sync.Pool {
+	return &sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+}
+
+// trackedBody passes the client's request body to an attempt and remembers whether any
+// of it was read, which decides whether the request may be sent again. Close is left to
+// the server, which owns the body.
+type trackedBody struct {
+	rc   io.ReadCloser
+	read bool
+}
+
+func (b *trackedBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	if n > 0 || err == io.EOF {
+		b.read = true
+	}
+	return n, err
+}
+
+func (b *trackedBody) Close() error { return nil }
+
+func unavailableStatus(code int) bool {
+	return code == http.StatusBadGateway || code == http.StatusServiceUnavailable || code == http.StatusGatewayTimeout
+}
+
+func isConnectError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+func discard(resp *http.Response) {
+	_, _ = io.CopyN(io.Discard, resp.Body, 64<<10)
+	resp.Body.Close()
+}
+
+// shortError keeps the last, most specific part of a wrapped network error.
+func shortError(err error) string {
+	msg := err.Error()
+	if i := strings.LastIndex(msg, ": "); i >= 0 && i+2 < len(msg) {
+		return msg[i+2:]
+	}
+	return msg
+}
+
+func (s *Sidecar) regionList(st *route.State, svc *route.Service) string {
+	names := make([]string, 0, len(svc.View.Order))
+	for _, r := range svc.View.Order {
+		names = append(names, st.RegionName(r)+"="+svc.View.States[r].String())
+	}
+	return strings.Join(names, ", ")
+}

@@ -1,0 +1,81 @@
+package sidecar
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/sony/gobreaker/v2"
+)
+
+// metrics are the sidecar's Prometheus metrics, on a registry of its own (never the
+// global one). Label values are bounded: services and regions come from config, reasons
+// and results are enums.
+type metrics struct {
+	registry    *prometheus.Registry
+	requests    *prometheus.CounterVec   // listener, service, region, reason, code
+	duration    *prometheus.HistogramVec // service, region
+	crossRegion *prometheus.CounterVec   // service, src_region, dst_region, reason
+	attempts    *prometheus.CounterVec   // service, region, result
+	rejected    *prometheus.CounterVec   // listener, cause
+	dropped     *prometheus.CounterVec   // listener: geode-* headers dropped from untrusted peers
+	retries     *prometheus.CounterVec   // service, result
+	breaker     *prometheus.GaugeVec     // service, region
+	transitions *prometheus.CounterVec   // service, region, to
+	swaps       *prometheus.CounterVec   // result
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		registry: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "geode_requests_total", Help: "Requests handled, by listener, service, serving region, routing reason and status code.",
+		}, []string{"listener", "service", "region", "reason", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "geode_request_duration_seconds", Help: "Outbound request latency as seen by the app, by service and serving region.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"service", "region"}),
+		crossRegion: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "geode_cross_region_requests_total", Help: "Requests served outside the caller's region, by why they left.",
+		}, []string{"service", "src_region", "dst_region", "reason"}),
+		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "geode_upstream_attempts_total", Help: "Upstream attempts by service, region and result (ok, status_5xx, connect_error, error, breaker_open, no_endpoint, canceled).",
+		}, []string{"service", "region", "result"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "geode_rejected_requests_total", Help: "Requests Geode refused before routing, by listener and cause.",
+		}, []string{"listener", "cause"}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "geode_untrusted_headers_dropped_total", Help: "geode-* headers dropped because they did not come from a trusted mesh peer.",
+		}, []string{"listener"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "geode_retries_total", Help: "Retries in another region, by service and whether the retry budget allowed them.",
+		}, []string{"service", "result"}),
+		breaker: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "geode_breaker_state", Help: "Circuit breaker state per service and region: 0 closed, 1 half-open, 2 open.",
+		}, []string{"service", "region"}),
+		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "geode_breaker_transitions_total", Help: "Circuit breaker state changes per service and region, by new state.",
+		}, []string{"service", "region", "to"}),
+		swaps: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "geode_routing_state_swaps_total", Help: "Routing state updates, by result (applied, rejected).",
+		}, []string{"result"}),
+	}
+	m.registry.MustRegister(
+		m.requests, m.duration, m.crossRegion, m.attempts, m.rejected, m.dropped,
+		m.retries, m.breaker, m.transitions, m.swaps,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return m
+}
+
+// breakerChanged records a breaker transition.
+func (m *metrics) breakerChanged(service, region string, _, to gobreaker.State) {
+	var v float64
+	switch to {
+	case gobreaker.StateHalfOpen:
+		v = 1
+	case gobreaker.StateOpen:
+		v = 2
+	}
+	m.breaker.WithLabelValues(service, region).Set(v)
+	m.transitions.WithLabelValues(service, region, to.String()).Inc()
+}
