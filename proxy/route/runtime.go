@@ -159,7 +159,10 @@ func (e *Endpoint) Inflight() int64 { return e.inflight.Load() }
 func (e *Endpoint) available(now int64) bool { return e.ejectedUntil.Load() <= now }
 
 // Pick chooses an endpoint by the power of two choices, least in-flight attempts
-// first, skipping ejected endpoints. It returns nil when every endpoint is ejected.
+// first, skipping ejected endpoints. When every endpoint is ejected it returns the one
+// whose ejection ends first (like Envoy's panic mode): the region's breaker, not the
+// ejections, decides whether the region is tried at all, and its probes must reach an
+// endpoint to find out that the region is back. It returns nil only for an empty pool.
 func (p *Pool) Pick() *Endpoint {
 	eps := p.Endpoints
 	now := time.Now().UnixNano()
@@ -167,10 +170,7 @@ func (p *Pool) Pick() *Endpoint {
 	case 0:
 		return nil
 	case 1:
-		if eps[0].available(now) {
-			return eps[0]
-		}
-		return nil
+		return eps[0]
 	}
 	a, b := eps[rand.IntN(len(eps))], eps[rand.IntN(len(eps))]
 	switch aOK, bOK := a.available(now), b.available(now); {
@@ -184,13 +184,17 @@ func (p *Pool) Pick() *Endpoint {
 	case bOK:
 		return b
 	}
-	// Both draws were ejected: scan for any available endpoint.
+	// Both draws were ejected: any available endpoint, else the soonest back.
+	soonest := eps[0]
 	for _, e := range eps {
 		if e.available(now) {
 			return e
 		}
+		if e.ejectedUntil.Load() < soonest.ejectedUntil.Load() {
+			soonest = e
+		}
 	}
-	return nil
+	return soonest
 }
 
 // RetryBudget caps retries to a ratio of requests over a 10-second window, with a

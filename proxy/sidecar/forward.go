@@ -136,13 +136,9 @@ func (s *Sidecar) mayTryAgain(svc *route.Service, body *trackedBody, connectFail
 // region when one refuses the connection. It returns the response, or nil with a short
 // reason and whether the failure was a connection failure (nothing sent).
 func (s *Sidecar) attemptRegion(ctx context.Context, r *http.Request, body *trackedBody, st *route.State, svc *route.Service, pool *route.Pool, reason affinity.Reason, attempt int) (*http.Response, string, bool) {
-	why := "no endpoint available"
+	why := "no endpoints"
 	for range len(pool.Endpoints) {
 		ep := pool.Pick()
-		if ep == nil {
-			s.metrics.attempts.WithLabelValues(svc.Name, pool.Name, "no_endpoint").Inc()
-			return nil, why, true
-		}
 		resp, err := s.attempt(ctx, r, body, st, svc, pool, ep, reason, attempt)
 		if err == nil {
 			return resp, "", false
@@ -215,6 +211,7 @@ func (s *Sidecar) respond(w http.ResponseWriter, resp *http.Response, region str
 	if s.reasonHeader {
 		h[headerReason] = []string{reason.String()}
 	}
+	announceTrailers(h, resp)
 	w.WriteHeader(resp.StatusCode)
 	if err := s.copyBody(w, resp); err != nil {
 		// The upstream failed mid-body: abort so the client sees a broken response
@@ -226,15 +223,32 @@ func (s *Sidecar) respond(w http.ResponseWriter, resp *http.Response, region str
 	}
 }
 
+// announceTrailers declares the trailers the upstream announced. A body with trailers
+// cannot keep a Content-Length on HTTP/1.1 (trailers need chunked encoding), so it is
+// dropped then; an HTTP/2 upstream may send both.
+func announceTrailers(h http.Header, resp *http.Response) {
+	if len(resp.Trailer) == 0 {
+		return
+	}
+	keys := make([]string, 0, len(resp.Trailer))
+	for k := range resp.Trailer {
+		keys = append(keys, k)
+	}
+	h["Trailer"] = []string{strings.Join(keys, ", ")}
+	delete(h, "Content-Length")
+}
+
 // copyBody copies the response body, flushing after every write for streams (gRPC,
 // server-sent events, responses of unknown length) so nothing waits in a buffer.
 func (s *Sidecar) copyBody(w http.ResponseWriter, resp *http.Response) error {
 	bp := s.buffers.Get().(*[]byte)
 	defer s.buffers.Put(bp)
 	buf := *bp
-	stream := resp.ContentLength < 0 || resp.ProtoMajor == 2 && strings.HasPrefix(resp.Header.Get("Content-Type"), "application/grpc") ||
-		strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
+	stream := isStream(resp)
 	rc := http.NewResponseController(w)
+	if stream {
+		_ = rc.Flush() // a stream's headers go out now, not with its first message
+	}
 	for {
 		n, rerr := resp.Body.Read(buf)
 		if n > 0 {
@@ -252,6 +266,13 @@ func (s *Sidecar) copyBody(w http.ResponseWriter, resp *http.Response) error {
 			return rerr
 		}
 	}
+}
+
+// isStream reports whether a response is a stream whose parts must reach the client as
+// they arrive: gRPC, server-sent events, or any body of unknown length.
+func isStream(resp *http.Response) bool {
+	ct := resp.Header.Get("Content-Type")
+	return resp.ContentLength < 0 || strings.HasPrefix(ct, "application/grpc") || strings.HasPrefix(ct, "text/event-stream")
 }
 
 func newBufferPool() *sync.Pool {

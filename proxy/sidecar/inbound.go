@@ -65,6 +65,7 @@ func (s *Sidecar) serveInbound(w http.ResponseWriter, r *http.Request) {
 	s.metrics.requests.WithLabelValues(listenerInbound, "", st.LocalName(), "", statusLabel(resp.StatusCode)).Inc()
 	defer resp.Body.Close()
 	copyEndToEnd(w.Header(), resp.Header, nil)
+	announceTrailers(w.Header(), resp)
 	w.WriteHeader(resp.StatusCode)
 	if err := s.copyBody(w, resp); err != nil {
 		panic(http.ErrAbortHandler)

@@ -37,7 +37,7 @@ func newMetrics() *metrics {
 			Name: "geode_cross_region_requests_total", Help: "Requests served outside the caller's region, by why they left.",
 		}, []string{"service", "src_region", "dst_region", "reason"}),
 		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "geode_upstream_attempts_total", Help: "Upstream attempts by service, region and result (ok, status_5xx, connect_error, error, breaker_open, no_endpoint, canceled).",
+			Name: "geode_upstream_attempts_total", Help: "Upstream attempts by service, region and result (ok, status_5xx, connect_error, error, breaker_open, canceled).",
 		}, []string{"service", "region", "result"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "geode_rejected_requests_total", Help: "Requests Geode refused before routing, by listener and cause.",
