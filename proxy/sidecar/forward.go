@@ -40,29 +40,30 @@ const ejectFor = time.Second
 // forward tries the candidate regions in order, one attempt each, through each
 // region's circuit breaker, and streams the first usable response back to w.
 //
-// A further region is tried only when nothing of the request body was consumed and
-// either the previous attempt never connected (nothing was sent, so any request is safe
-// to resend) or the request is retryable (idempotent, no body) and the service's retry
-// budget allows it. A 502/503/504 response counts against its region; it is passed on
-// when no further attempt is allowed.
-func (s *Sidecar) forward(ctx context.Context, w http.ResponseWriter, r *http.Request, st *route.State, svc *route.Service, c *affinity.Candidates, retryable bool) outcome {
+// After a failed attempt a further region is tried only when the body (if any) can
+// still be sent from its start (it is kept up to maxReplay) and either the failure
+// left the request unprocessed (no connection, or a peer sidecar that could not reach
+// its app: any request is safe to send again) or the request is idempotent and the
+// service's retry budget allows a retry. A 502/503/504 counts against its region; it
+// is passed on when no further attempt is allowed.
+func (s *Sidecar) forward(ctx context.Context, w http.ResponseWriter, r *http.Request, st *route.State, svc *route.Service, c *affinity.Candidates, idempotent bool) outcome {
 	if svc.Request > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, svc.Request)
 		defer cancel()
 	}
-	body := &trackedBody{rc: r.Body}
+	var body *replayBody
+	if hasBody(r) {
+		body = newReplayBody(r.Body, r.ContentLength)
+	}
 	svc.RetryBudget.Request()
 
 	var tried []string // "region (why)", for the error a client gets when all fail
-	connectFailed := false
+	mayContinue := true
 	out := outcome{reason: c.Reason()}
-	for i := 0; i < c.Len() && out.attempts < svc.Attempts; i++ {
+	for i := 0; i < c.Len() && out.attempts < svc.Attempts && mayContinue; i++ {
 		region := c.At(i)
 		pool := svc.Pools[region]
-		if out.attempts > 0 && !s.mayTryAgain(svc, body, connectFailed, retryable) {
-			break
-		}
 		done, ok := pool.Breaker.Allow()
 		if !ok {
 			s.metrics.attempts.WithLabelValues(svc.Name, pool.Name, "breaker_open").Inc()
@@ -71,8 +72,7 @@ func (s *Sidecar) forward(ctx context.Context, w http.ResponseWriter, r *http.Re
 		}
 		out.attempts++
 		reason := affinity.FailoverReason(c.Reason(), i)
-		resp, why, connErr := s.attemptRegion(ctx, r, body, st, svc, pool, reason, out.attempts)
-		connectFailed = connErr
+		resp, why, unprocessed := s.attemptRegion(ctx, r, body, st, svc, pool, reason, out.attempts)
 		if resp == nil {
 			if ctx.Err() != nil && r.Context().Err() != nil {
 				done(context.Canceled) // the client went away: not the region's fault
@@ -86,12 +86,15 @@ func (s *Sidecar) forward(ctx context.Context, w http.ResponseWriter, r *http.Re
 				out.err = errorf(StageForward, http.StatusGatewayTimeout, "service %q: request timed out after %s; tried %s", svc.Name, svc.Request, strings.Join(tried, ", "))
 				return out
 			}
+			mayContinue = s.mayTryAgain(svc, body, unprocessed, idempotent)
 			continue
 		}
-		if unavailableStatus(resp.StatusCode) {
+		// A peer sidecar that could not reach its app says so (for gRPC inside a 200).
+		unprocessed = resp.Header.Get(headerUnprocessed) != ""
+		if unprocessed || unavailableStatus(resp.StatusCode) {
 			done(errUnavailable)
 			s.metrics.attempts.WithLabelValues(svc.Name, pool.Name, "status_5xx").Inc()
-			if i+1 < c.Len() && out.attempts < svc.Attempts && s.mayTryAgain(svc, body, false, retryable) {
+			if i+1 < c.Len() && out.attempts < svc.Attempts && s.mayTryAgain(svc, body, unprocessed, idempotent) {
 				tried = append(tried, fmt.Sprintf("%s (status %d)", pool.Name, resp.StatusCode))
 				discard(resp)
 				continue
@@ -113,15 +116,15 @@ func (s *Sidecar) forward(ctx context.Context, w http.ResponseWriter, r *http.Re
 }
 
 // mayTryAgain says whether another region may be tried after a failed attempt, and
-// spends a retry from the budget when the attempt had connected.
-func (s *Sidecar) mayTryAgain(svc *route.Service, body *trackedBody, connectFailed, retryable bool) bool {
-	if body.read {
+// spends a retry from the budget when the failed attempt may have been processed.
+func (s *Sidecar) mayTryAgain(svc *route.Service, body *replayBody, unprocessed, idempotent bool) bool {
+	if body != nil && !body.replayable() {
 		return false
 	}
-	if connectFailed {
-		return true // nothing was sent: resending is safe for any request
+	if unprocessed {
+		return true // nothing was processed: sending again is safe for any request
 	}
-	if !retryable {
+	if !idempotent {
 		return false
 	}
 	if !svc.RetryBudget.TryRetry() {
@@ -134,16 +137,23 @@ func (s *Sidecar) mayTryAgain(svc *route.Service, body *trackedBody, connectFail
 
 // attemptRegion sends r to one endpoint of pool, moving to another endpoint of the same
 // region when one refuses the connection. It returns the response, or nil with a short
-// reason and whether the failure was a connection failure (nothing sent).
-func (s *Sidecar) attemptRegion(ctx context.Context, r *http.Request, body *trackedBody, st *route.State, svc *route.Service, pool *route.Pool, reason affinity.Reason, attempt int) (*http.Response, string, bool) {
+// reason and whether the request is known to be unprocessed (it never connected).
+func (s *Sidecar) attemptRegion(ctx context.Context, r *http.Request, body *replayBody, st *route.State, svc *route.Service, pool *route.Pool, reason affinity.Reason, attempt int) (*http.Response, string, bool) {
 	why := "no endpoints"
 	for range len(pool.Endpoints) {
+		var rc io.ReadCloser
+		if body != nil {
+			var ok bool
+			if rc, ok = body.attempt(); !ok {
+				return nil, "request body too large to send again", false
+			}
+		}
 		ep := pool.Pick()
-		resp, err := s.attempt(ctx, r, body, st, svc, pool, ep, reason, attempt)
+		resp, err := s.attempt(ctx, r, rc, st, svc, pool, ep, reason, attempt)
 		if err == nil {
 			return resp, "", false
 		}
-		if isConnectError(err) && !body.read {
+		if isConnectError(err) {
 			ep.Eject(ejectFor)
 			s.metrics.attempts.WithLabelValues(svc.Name, pool.Name, "connect_error").Inc()
 			why = "connection failed: " + shortError(err)
@@ -156,7 +166,7 @@ func (s *Sidecar) attemptRegion(ctx context.Context, r *http.Request, body *trac
 }
 
 // attempt sends one request to one endpoint, in a span of its own.
-func (s *Sidecar) attempt(ctx context.Context, r *http.Request, body *trackedBody, st *route.State, svc *route.Service, pool *route.Pool, ep *route.Endpoint, reason affinity.Reason, attempt int) (*http.Response, error) {
+func (s *Sidecar) attempt(ctx context.Context, r *http.Request, body io.ReadCloser, st *route.State, svc *route.Service, pool *route.Pool, ep *route.Endpoint, reason affinity.Reason, attempt int) (*http.Response, error) {
 	ctx, span := s.tracer.Start(ctx, "geode attempt "+pool.Name, trace.WithSpanKind(trace.SpanKindClient),
 		trace.WithAttributes(
 			tracing.SrcRegion.String(st.LocalName()),
@@ -182,8 +192,10 @@ func (s *Sidecar) attempt(ctx context.Context, r *http.Request, body *trackedBod
 	if r.URL.Host != "" {
 		out.Host = r.URL.Host
 	}
-	if body.rc != nil && body.rc != http.NoBody {
+	if body != nil {
 		out.Body = body
+	} else if r.ContentLength == 0 {
+		out.ContentLength = 0
 	}
 	copyEndToEnd(out.Header, r.Header, nil)
 	s.propagator.Inject(ctx, propagation.HeaderCarrier(out.Header))
@@ -206,7 +218,7 @@ func (s *Sidecar) attempt(ctx context.Context, r *http.Request, body *trackedBod
 func (s *Sidecar) respond(w http.ResponseWriter, resp *http.Response, region string, reason affinity.Reason) {
 	defer resp.Body.Close()
 	h := w.Header()
-	copyEndToEnd(h, resp.Header, nil)
+	copyEndToEnd(h, resp.Header, isPeerOnlyHeader)
 	h[headerRegion] = []string{region}
 	if s.reasonHeader {
 		h[headerReason] = []string{reason.String()}
@@ -278,24 +290,6 @@ func isStream(resp *http.Response) bool {
 func newBufferPool() *sync.Pool {
 	return &sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 }
-
-// trackedBody passes the client's request body to an attempt and remembers whether any
-// of it was read, which decides whether the request may be sent again. Close is left to
-// the server, which owns the body.
-type trackedBody struct {
-	rc   io.ReadCloser
-	read bool
-}
-
-func (b *trackedBody) Read(p []byte) (int, error) {
-	n, err := b.rc.Read(p)
-	if n > 0 || err == io.EOF {
-		b.read = true
-	}
-	return n, err
-}
-
-func (b *trackedBody) Close() error { return nil }
 
 func unavailableStatus(code int) bool {
 	return code == http.StatusBadGateway || code == http.StatusServiceUnavailable || code == http.StatusGatewayTimeout

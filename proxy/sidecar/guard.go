@@ -34,7 +34,8 @@ type guardConn struct {
 	onTimeout func()
 
 	// Only Read touches the scanner fields; net/http never reads concurrently.
-	started   bool
+	first     [4]byte // the connection's first bytes, to recognise the HTTP/2 preface
+	firstLen  int
 	h2        bool
 	atLine    bool // at the start of a header line
 	lineLen   int
@@ -47,6 +48,10 @@ type guardConn struct {
 
 	smuggled    atomic.Bool // a header block had both Transfer-Encoding and Content-Length
 	resetNeeded atomic.Bool // the server went idle: the next byte starts a new request
+	// handling is true from the moment a handler starts until the connection is idle
+	// again. Deadline errors then are net/http's own (it aborts its background read
+	// with a past deadline when a request ends), never a slow client's headers.
+	handling atomic.Bool
 }
 
 func (c *guardConn) Read(p []byte) (int, error) {
@@ -57,7 +62,7 @@ func (c *guardConn) Read(p []byte) (int, error) {
 	if n > 0 && !c.h2 {
 		c.scan(p[:n])
 	}
-	if err != nil && !c.h2 && c.blockSize > 0 {
+	if err != nil && !c.h2 && c.blockSize > 0 && !c.handling.Load() {
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
 			// The header deadline fired inside a header block: answer before closing.
@@ -75,9 +80,16 @@ func (c *guardConn) Read(p []byte) (int, error) {
 const h2Preface = "PRI * HTTP/2.0"
 
 func (c *guardConn) scan(b []byte) {
-	if !c.started {
-		c.started, c.atLine = true, true
-		if len(b) >= 4 && string(b[:4]) == h2Preface[:4] {
+	if c.h2 {
+		return
+	}
+	if c.firstLen < len(c.first) {
+		if c.firstLen == 0 {
+			c.atLine = true
+		}
+		n := copy(c.first[c.firstLen:], b)
+		c.firstLen += n
+		if c.firstLen == len(c.first) && string(c.first[:]) == h2Preface[:4] {
 			c.h2 = true // HTTP/2 frames carry lengths: nothing to smuggle, nothing to scan
 			return
 		}
@@ -130,6 +142,7 @@ func (c *guardConn) scan(b []byte) {
 func connState(c net.Conn, s http.ConnState) {
 	if gc, ok := c.(*guardConn); ok && s == http.StateIdle {
 		gc.resetNeeded.Store(true)
+		gc.handling.Store(false)
 	}
 }
 
@@ -139,8 +152,13 @@ func connContext(ctx context.Context, c net.Conn) context.Context {
 	return context.WithValue(ctx, connKey{}, c)
 }
 
-// smuggled reports whether r arrived on a connection that sent a smuggling-shaped request.
-func smuggled(r *http.Request) bool {
+// enterHandler marks r's connection as handling a request, and reports whether that
+// connection sent a smuggling-shaped request.
+func enterHandler(r *http.Request) (smuggled bool) {
 	gc, ok := r.Context().Value(connKey{}).(*guardConn)
-	return ok && r.ProtoMajor == 1 && gc.smuggled.Load()
+	if !ok || r.ProtoMajor != 1 {
+		return false
+	}
+	gc.handling.Store(true)
+	return gc.smuggled.Load()
 }

@@ -10,7 +10,14 @@ import (
 const (
 	headerRegion = "Geode-Region" // region that served the request
 	headerReason = "Geode-Reason" // routing reason, in debug mode
+	// headerUnprocessed is set by an inbound sidecar on a 503 when it could not reach
+	// its app: nothing was processed, so the caller's sidecar may send the request to
+	// another region whatever its method. It never reaches an app or a client.
+	headerUnprocessed = "Geode-Unprocessed"
 )
+
+// isPeerOnlyHeader reports whether a response header is between sidecars only.
+func isPeerOnlyHeader(k string) bool { return k == headerUnprocessed }
 
 // hopHeaders are the hop-by-hop headers of RFC 9110 §7.6.1 (plus the de-facto
 // Proxy-Connection): they describe one connection and are never forwarded.

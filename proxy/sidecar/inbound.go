@@ -58,13 +58,18 @@ func (s *Sidecar) serveInbound(w http.ResponseWriter, r *http.Request) {
 	resp, err := transport.RoundTrip(out)
 	if err != nil {
 		e := errorf(StageForward, http.StatusBadGateway, "local app at %s: %s", conf.App.Address, shortError(err))
+		if isConnectError(err) {
+			// Nothing reached the app: tell the calling sidecar it may go elsewhere.
+			e.Status = http.StatusServiceUnavailable
+			w.Header().Set(headerUnprocessed, "app-unreachable")
+		}
 		s.metrics.requests.WithLabelValues(listenerInbound, "", st.LocalName(), "", statusLabel(e.Status)).Inc()
 		e.write(w, r)
 		return
 	}
 	s.metrics.requests.WithLabelValues(listenerInbound, "", st.LocalName(), "", statusLabel(resp.StatusCode)).Inc()
 	defer resp.Body.Close()
-	copyEndToEnd(w.Header(), resp.Header, nil)
+	copyEndToEnd(w.Header(), resp.Header, isPeerOnlyHeader) // an app cannot claim "unprocessed"
 	announceTrailers(w.Header(), resp)
 	w.WriteHeader(resp.StatusCode)
 	if err := s.copyBody(w, resp); err != nil {

@@ -40,7 +40,7 @@ func (s *Sidecar) serveOutbound(w http.ResponseWriter, r *http.Request) {
 	}
 
 	// 3. Classify. Session tokens and read/write classes join here with the policies.
-	retryable := idempotent(r.Method) && !hasBody(r)
+	idem := idempotent(r.Method)
 
 	// 5. Decide: the ordered policies narrow the service's regions to candidates.
 	var cands affinity.Candidates
@@ -52,7 +52,7 @@ func (s *Sidecar) serveOutbound(w http.ResponseWriter, r *http.Request) {
 	defer span.End()
 
 	// 6-8. Pick, forward and respond, region by region.
-	out := s.forward(ctx, w, r, st, svc, &cands, retryable)
+	out := s.forward(ctx, w, r, st, svc, &cands, idem)
 
 	region, reason := "", cands.Reason()
 	if out.served {
@@ -78,7 +78,7 @@ func (s *Sidecar) serveOutbound(w http.ResponseWriter, r *http.Request) {
 // checkRequest refuses what a proxy must never pass on.
 func checkRequest(r *http.Request) *Error {
 	switch {
-	case smuggled(r):
+	case enterHandler(r):
 		return errorf(StageListener, http.StatusBadRequest, "request has both Transfer-Encoding and Content-Length")
 	case r.Method == http.MethodConnect:
 		return errorf(StageListener, http.StatusMethodNotAllowed, "CONNECT tunnels are not supported")
