@@ -13,6 +13,8 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 )
 
 // Attribute keys of a region hop, set on every proxied request's span and attempt span.
@@ -43,9 +45,27 @@ type Options struct {
 	Stdout io.Writer
 }
 
-// NewProvider returns a TracerProvider for opts. With exporter "none" it records
-// nothing but still propagates trace context. The caller must Shutdown it to flush.
-func NewProvider(ctx context.Context, opts Options) (*sdktrace.TracerProvider, error) {
+// NewProvider returns a TracerProvider for opts and the function that flushes and stops
+// it. With exporter "none" it is OpenTelemetry's no-op provider: Geode then starts no
+// spans at all, and trace headers pass through hops untouched.
+func NewProvider(ctx context.Context, opts Options) (trace.TracerProvider, func(context.Context) error, error) {
+	sdk, err := newSDKProvider(ctx, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	if sdk == nil {
+		return noop.NewTracerProvider(), func(context.Context) error { return nil }, nil
+	}
+	return sdk, sdk.Shutdown, nil
+}
+
+// Enabled reports whether tp records anything: false for the no-op provider.
+func Enabled(tp trace.TracerProvider) bool {
+	_, off := tp.(noop.TracerProvider)
+	return tp != nil && !off
+}
+
+func newSDKProvider(ctx context.Context, opts Options) (*sdktrace.TracerProvider, error) {
 	res := resource.NewWithAttributes(semconv.SchemaURL,
 		semconv.ServiceName(opts.ServiceName),
 		attribute.String("geode.region", opts.Region),
@@ -55,7 +75,7 @@ func NewProvider(ctx context.Context, opts Options) (*sdktrace.TracerProvider, e
 	var err error
 	switch opts.Exporter {
 	case "", "none":
-		return sdktrace.NewTracerProvider(sdktrace.WithResource(res), sdktrace.WithSampler(sdktrace.NeverSample())), nil
+		return nil, nil
 	case "stdout":
 		w := opts.Stdout
 		if w == nil {

@@ -51,7 +51,7 @@ func runSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	tp, err := tracing.NewProvider(ctx, tracing.Options{
+	tp, flushSpans, err := tracing.NewProvider(ctx, tracing.Options{
 		Exporter: c.Tracing.Exporter, Endpoint: c.Tracing.Endpoint, Insecure: c.Tracing.Insecure,
 		SampleRatio: *c.Tracing.SampleRatio, ServiceName: "geode-sidecar", Region: c.Region, Stdout: stdout,
 	})
@@ -71,7 +71,7 @@ func runSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	// Flush spans after the drain, on a fresh deadline.
 	flush, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	return errors.Join(runErr, tp.Shutdown(flush))
+	return errors.Join(runErr, flushSpans(flush))
 }
 
 // reloadOnHangup re-reads the config on SIGHUP: validate, then swap; a bad file is

@@ -13,6 +13,7 @@ import (
 	"github.com/sony/gobreaker/v2"
 
 	"github.com/geodemesh/geode/proxy/config"
+	"github.com/geodemesh/geode/proxy/upstream"
 )
 
 // Registry keeps the runtime objects that outlive routing states, keyed by stable names.
@@ -276,28 +277,32 @@ type transportKey struct {
 
 type keyedTransport struct {
 	key transportKey
-	rt  *http.Transport
+	rt  Transport
+}
+
+// Transport carries requests to upstream endpoints.
+type Transport interface {
+	http.RoundTripper
+	CloseIdleConnections()
 }
 
 // NewTransport returns an upstream transport speaking HTTP/1.1, or HTTP/2 with prior
 // knowledge (h2c) when h2c is true. It never uses proxies from the environment and
 // never asks for compression on the caller's behalf.
-func NewTransport(h2c bool, connect, idle time.Duration) *http.Transport {
+func NewTransport(h2c bool, connect, idle time.Duration) Transport {
+	dialer := net.Dialer{Timeout: connect, KeepAlive: 30 * time.Second}
+	if !h2c {
+		return &upstream.H1{Dialer: dialer, IdleTimeout: idle}
+	}
 	t := &http.Transport{
-		Proxy:                 nil,
-		DialContext:           (&net.Dialer{Timeout: connect, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConns:          0,
-		MaxIdleConnsPerHost:   256,
-		IdleConnTimeout:       idle,
-		DisableCompression:    true,
-		ExpectContinueTimeout: time.Second,
-		Protocols:             new(http.Protocols),
+		Proxy:               nil,
+		DialContext:         dialer.DialContext,
+		MaxIdleConnsPerHost: 256,
+		IdleConnTimeout:     idle,
+		DisableCompression:  true,
+		Protocols:           new(http.Protocols),
 	}
-	if h2c {
-		t.Protocols.SetUnencryptedHTTP2(true)
-	} else {
-		t.Protocols.SetHTTP1(true)
-	}
+	t.Protocols.SetUnencryptedHTTP2(true)
 	return t
 }
 

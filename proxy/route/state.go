@@ -18,6 +18,7 @@ type State struct {
 	Version string
 	Local   affinity.Region
 	regions []string
+	states  [affinity.MaxRegions]affinity.RegionState
 	// byAuthority maps a lower-case host (no port) to its service.
 	byAuthority map[string]*Service
 	services    []*Service
@@ -26,6 +27,7 @@ type State struct {
 // Service is one destination, as the request path needs it.
 type Service struct {
 	Name     string
+	SpanName string // "geode <name>", the name of its requests' spans
 	Protocol string
 	// View is what routing policies know about the service.
 	View affinity.View
@@ -42,10 +44,14 @@ type Service struct {
 
 // Pool is a service's endpoints in one region and that region's breaker.
 type Pool struct {
-	Region    affinity.Region
-	Name      string
-	Breaker   *Breaker
-	Endpoints []*Endpoint
+	Region affinity.Region
+	Name   string
+	// NameHeader is []string{Name}, shared by every response's geode-region header.
+	NameHeader []string
+	// AttemptSpanName is "geode attempt <region>".
+	AttemptSpanName string
+	Breaker         *Breaker
+	Endpoints       []*Endpoint
 }
 
 // Build turns a validated configuration into a State, reusing runtime objects from reg.
@@ -72,12 +78,14 @@ func Build(c *config.Config, version string, reg *Registry) (*State, error) {
 		}
 		states[i] = s
 	}
+	st.states = states
 	proximity := proximityOrder(c, index)
 
 	live := liveSet{}
 	for i, sc := range c.Services {
 		svc := &Service{
 			Name:     sc.Name,
+			SpanName: "geode " + sc.Name,
 			Protocol: sc.Protocol,
 			View:     affinity.View{Local: local, States: states},
 			Connect:  sc.Timeouts.Connect.Std(),
@@ -91,7 +99,7 @@ func Build(c *config.Config, version string, reg *Registry) (*State, error) {
 				continue
 			}
 			svc.View.Order = append(svc.View.Order, r)
-			pool := &Pool{Region: r, Name: st.regions[r]}
+			pool := &Pool{Region: r, Name: st.regions[r], NameHeader: []string{st.regions[r]}, AttemptSpanName: "geode attempt " + st.regions[r]}
 			pool.Breaker = reg.breaker(sc.Name, pool.Name, sc.Breaker, live)
 			for _, a := range addrs {
 				pool.Endpoints = append(pool.Endpoints, reg.endpoint(sc.Name, pool.Name, a, live))
@@ -159,6 +167,9 @@ func (s *State) Service(authority string) *Service {
 
 // RegionName returns the name of region r.
 func (s *State) RegionName(r affinity.Region) string { return s.regions[r] }
+
+// RegionState returns the state of region r.
+func (s *State) RegionState(r affinity.Region) affinity.RegionState { return s.states[r] }
 
 // LocalName returns the name of the local region.
 func (s *State) LocalName() string { return s.regions[s.Local] }

@@ -3,9 +3,12 @@ package sidecar
 import (
 	"encoding/json"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/geodemesh/geode/affinity"
 )
 
 // adminHandler serves the admin listener: health, metrics, the routing state and the
@@ -38,6 +41,12 @@ func (s *Sidecar) adminHandler() http.Handler {
 		}
 		writeJSON(w, s.decisions.recent(n))
 	})
+	// Go's profiler, for "why is this sidecar using CPU": registered explicitly on this
+	// mux (never the default one).
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
 	return mux
 }
 
@@ -80,12 +89,10 @@ type EndpointDump struct {
 func (s *Sidecar) ConfigDump() Dump {
 	st := s.state.Load()
 	d := Dump{Version: st.Version, Region: st.LocalName()}
+	for i, name := range st.Regions() {
+		d.Regions = append(d.Regions, RegionDump{Name: name, State: st.RegionState(affinity.Region(i)).String()})
+	}
 	for _, svc := range st.Services() {
-		if len(d.Regions) == 0 {
-			for i, name := range st.Regions() {
-				d.Regions = append(d.Regions, RegionDump{Name: name, State: svc.View.States[i].String()})
-			}
-		}
 		sd := ServiceDump{Name: svc.Name, Protocol: svc.Protocol}
 		for _, r := range svc.View.Order {
 			p := svc.Pools[r]

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/geodemesh/geode/affinity"
@@ -104,7 +103,7 @@ func (s *Sidecar) forward(ctx context.Context, w http.ResponseWriter, r *http.Re
 			s.metrics.attempts.WithLabelValues(svc.Name, pool.Name, "ok").Inc()
 		}
 		out.served, out.region, out.reason, out.status = true, region, reason, resp.StatusCode
-		s.respond(w, resp, pool.Name, reason)
+		s.respond(w, resp, pool, reason)
 		return out
 	}
 	if len(tried) == 0 {
@@ -167,15 +166,17 @@ func (s *Sidecar) attemptRegion(ctx context.Context, r *http.Request, body *repl
 
 // attempt sends one request to one endpoint, in a span of its own.
 func (s *Sidecar) attempt(ctx context.Context, r *http.Request, body io.ReadCloser, st *route.State, svc *route.Service, pool *route.Pool, ep *route.Endpoint, reason affinity.Reason, attempt int) (*http.Response, error) {
-	ctx, span := s.tracer.Start(ctx, "geode attempt "+pool.Name, trace.WithSpanKind(trace.SpanKindClient),
-		trace.WithAttributes(
+	ctx, span := s.startSpan(ctx, nil, pool.AttemptSpanName, trace.SpanKindClient)
+	if span.IsRecording() {
+		span.SetAttributes(
 			tracing.SrcRegion.String(st.LocalName()),
 			tracing.DstRegion.String(pool.Name),
 			tracing.CrossRegion.Bool(pool.Region != st.Local),
 			tracing.Reason.String(reason.String()),
 			tracing.Attempt.Int(attempt),
 			tracing.Endpoint.String(ep.Addr),
-		))
+		)
+	}
 	defer span.End()
 
 	out := (&http.Request{
@@ -198,28 +199,30 @@ func (s *Sidecar) attempt(ctx context.Context, r *http.Request, body io.ReadClos
 		out.ContentLength = 0
 	}
 	copyEndToEnd(out.Header, r.Header, nil)
-	s.propagator.Inject(ctx, propagation.HeaderCarrier(out.Header))
+	s.inject(ctx, out.Header)
 
 	ep.Start()
 	resp, err := svc.Transport.RoundTrip(out)
 	ep.Done()
 	if err != nil {
-		span.RecordError(err)
-		span.SetStatus(codes.Error, shortError(err))
+		if span.IsRecording() {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, shortError(err))
+		}
 		return nil, err
 	}
-	if resp.StatusCode >= 500 {
+	if resp.StatusCode >= 500 && span.IsRecording() {
 		span.SetStatus(codes.Error, resp.Status)
 	}
 	return resp, nil
 }
 
 // respond streams resp to the client, with its trailers, and stamps the serving region.
-func (s *Sidecar) respond(w http.ResponseWriter, resp *http.Response, region string, reason affinity.Reason) {
+func (s *Sidecar) respond(w http.ResponseWriter, resp *http.Response, pool *route.Pool, reason affinity.Reason) {
 	defer resp.Body.Close()
 	h := w.Header()
 	copyEndToEnd(h, resp.Header, isPeerOnlyHeader)
-	h[headerRegion] = []string{region}
+	h[headerRegion] = pool.NameHeader
 	if s.reasonHeader {
 		h[headerReason] = []string{reason.String()}
 	}

@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"net/url"
 
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/geodemesh/geode/tracing"
@@ -23,9 +22,7 @@ func (s *Sidecar) serveInbound(w http.ResponseWriter, r *http.Request) {
 	}
 	st := s.state.Load()
 	conf := s.conf.Load()
-	ctx := s.propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
-	ctx, span := s.tracer.Start(ctx, "geode inbound", trace.WithSpanKind(trace.SpanKindServer),
-		trace.WithAttributes(tracing.DstRegion.String(st.LocalName())))
+	ctx, span := s.startSpan(r.Context(), r.Header, "geode inbound", trace.SpanKindServer, tracing.DstRegion.String(st.LocalName()))
 	defer span.End()
 
 	out := (&http.Request{
@@ -49,7 +46,7 @@ func (s *Sidecar) serveInbound(w http.ResponseWriter, r *http.Request) {
 	if n := copyEndToEnd(out.Header, r.Header, drop); n > 0 {
 		s.metrics.dropped.WithLabelValues(listenerInbound).Add(float64(n))
 	}
-	s.propagator.Inject(ctx, propagation.HeaderCarrier(out.Header))
+	s.inject(ctx, out.Header)
 
 	transport := s.appProxy
 	if r.ProtoMajor == 2 {

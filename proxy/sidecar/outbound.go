@@ -7,7 +7,6 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/geodemesh/geode/affinity"
@@ -46,9 +45,8 @@ func (s *Sidecar) serveOutbound(w http.ResponseWriter, r *http.Request) {
 	var cands affinity.Candidates
 	affinity.Decide(&svc.View, s.policies, &cands)
 
-	ctx := s.propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
-	ctx, span := s.tracer.Start(ctx, "geode "+svc.Name, trace.WithSpanKind(trace.SpanKindServer),
-		trace.WithAttributes(tracing.Service.String(svc.Name), tracing.SrcRegion.String(st.LocalName())))
+	ctx, span := s.startSpan(r.Context(), r.Header, svc.SpanName, trace.SpanKindServer,
+		tracing.Service.String(svc.Name), tracing.SrcRegion.String(st.LocalName()))
 	defer span.End()
 
 	// 6-8. Pick, forward and respond, region by region.
@@ -59,18 +57,24 @@ func (s *Sidecar) serveOutbound(w http.ResponseWriter, r *http.Request) {
 		region = st.RegionName(out.region)
 		reason = out.reason
 		cross := out.region != st.Local
-		span.SetAttributes(tracing.DstRegion.String(region), tracing.CrossRegion.Bool(cross), tracing.Reason.String(reason.String()))
+		if span.IsRecording() {
+			span.SetAttributes(tracing.DstRegion.String(region), tracing.CrossRegion.Bool(cross), tracing.Reason.String(reason.String()))
+		}
 		if cross {
 			s.metrics.crossRegion.WithLabelValues(svc.Name, st.LocalName(), region, reason.String()).Inc()
 		}
 		s.metrics.duration.WithLabelValues(svc.Name, region).Observe(time.Since(start).Seconds())
 	} else {
-		span.SetAttributes(tracing.Reason.String(reason.String()))
-		span.SetStatus(codes.Error, out.err.Msg)
+		if span.IsRecording() {
+			span.SetAttributes(tracing.Reason.String(reason.String()))
+			span.SetStatus(codes.Error, out.err.Msg)
+		}
 		out.err.write(w, r)
 		out.status = out.err.Status
 	}
-	span.SetAttributes(attribute.Int("http.response.status_code", out.status))
+	if span.IsRecording() {
+		span.SetAttributes(attribute.Int("http.response.status_code", out.status))
+	}
 	s.metrics.requests.WithLabelValues(listenerOutbound, svc.Name, region, reason.String(), statusLabel(out.status)).Inc()
 	s.record(r, svc.Name, st, &cands, region, reason, out, start, span)
 }

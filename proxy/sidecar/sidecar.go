@@ -43,6 +43,7 @@ type Options struct {
 // Sidecar is one geode sidecar: its listeners, its routing state and its telemetry.
 type Sidecar struct {
 	log          *slog.Logger
+	tracing      bool // spans are recorded; when false no span work is done at all
 	tracer       trace.Tracer
 	propagator   propagation.TextMapPropagator
 	metrics      *metrics
@@ -59,8 +60,8 @@ type Sidecar struct {
 
 	opts      Options
 	trusted   []*net.IPNet
-	appProxy  *http.Transport // inbound → local app, HTTP/1.1
-	appProxy2 *http.Transport // inbound → local app, h2c
+	appProxy  route.Transport // inbound → local app, HTTP/1.1
+	appProxy2 route.Transport // inbound → local app, h2c
 
 	mu    sync.Mutex
 	addrs map[string]net.Addr
@@ -79,6 +80,7 @@ func New(opts Options) (*Sidecar, error) {
 	}
 	s := &Sidecar{
 		log:          opts.Logger,
+		tracing:      tracing.Enabled(opts.TracerProvider),
 		tracer:       opts.TracerProvider.Tracer("github.com/geodemesh/geode/proxy/sidecar"),
 		propagator:   tracing.Propagator(),
 		metrics:      newMetrics(),
