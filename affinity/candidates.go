@@ -7,6 +7,14 @@ type Candidates struct {
 	n      uint8
 	list   [MaxRegions]Region
 	reason Reason
+	// locked: a correctness policy chose the order; later preference policies keep it.
+	locked bool
+	// required: the first candidate is needed for correctness (home write, RYW, strong
+	// read, residency, failover), so the budget refuses it rather than staying local.
+	required bool
+	// overBudget: the cross-region budget was spent when this request asked (in shadow
+	// mode the request went anyway).
+	overBudget bool
 }
 
 // Len returns the number of candidates.
@@ -21,10 +29,39 @@ func (c *Candidates) Reason() Reason { return c.reason }
 // SetReason records why the list is ordered as it is.
 func (c *Candidates) SetReason(r Reason) { c.reason = r }
 
-// Reset replaces the list with regions (at most MaxRegions are kept) and clears the reason.
+// Reset replaces the list with regions (at most MaxRegions are kept) and clears the
+// reason and flags.
 func (c *Candidates) Reset(regions []Region) {
 	c.n = uint8(copy(c.list[:], regions))
-	c.reason = ReasonNone
+	c.reason, c.locked, c.required, c.overBudget = ReasonNone, false, false, false
+}
+
+// Locked reports whether a correctness policy fixed the order.
+func (c *Candidates) Locked() bool { return c.locked }
+
+// Required reports whether the first candidate is needed for correctness.
+func (c *Candidates) Required() bool { return c.required }
+
+// OverBudget reports whether the cross-region budget was spent when asked.
+func (c *Candidates) OverBudget() bool { return c.overBudget }
+
+// decideFor records that a correctness policy put its choice first for reason r.
+func (c *Candidates) decideFor(r Reason) {
+	c.reason, c.locked, c.required = r, true, true
+}
+
+// Clear empties the list: nowhere is allowed, for reason r.
+func (c *Candidates) Clear(r Reason) {
+	c.n = 0
+	c.reason = r
+}
+
+// First returns the best candidate, or false when there is none.
+func (c *Candidates) First() (Region, bool) {
+	if c.n == 0 {
+		return 0, false
+	}
+	return c.list[0], true
 }
 
 // Contains reports whether r is a candidate.
@@ -63,4 +100,23 @@ func (c *Candidates) Prefer(first func(Region) bool) {
 		}
 	}
 	copy(c.list[j:], rest[:k])
+}
+
+// Promote puts r at position i (or at the end, if the list is shorter), removing it
+// from where it was; the others keep their order.
+func (c *Candidates) Promote(i int, r Region) {
+	j := 0
+	for k := range int(c.n) {
+		if c.list[k] != r {
+			c.list[j] = c.list[k]
+			j++
+		}
+	}
+	if j == MaxRegions {
+		j--
+	}
+	i = min(i, j)
+	copy(c.list[i+1:j+1], c.list[i:j])
+	c.list[i] = r
+	c.n = uint8(j + 1)
 }

@@ -9,6 +9,18 @@ type View struct {
 	States [MaxRegions]RegionState
 	// Order holds the regions where the service has endpoints, nearest first.
 	Order []Region
+	// WriteFailover lets writes (not strong ones) go to the nearest healthy region when
+	// the key's home region is down; without it they fail fast.
+	WriteFailover bool
+	// Budget is the service's cross-region budget from this region; nil means none.
+	Budget Spender
+}
+
+// Spender is a cross-region budget (see Budget): Record counts every call, Spend asks to
+// spend one cross-region call. Implementations must not block or allocate.
+type Spender interface {
+	Record()
+	Spend() (allowed, overBudget bool)
 }
 
 // HasLocal reports whether the service has endpoints in the caller's region.
@@ -17,16 +29,17 @@ func (v *View) HasLocal() bool { return len(v.Order) > 0 && v.Order[0] == v.Loca
 // Policy narrows or reorders the candidates of one request and may record a Reason.
 // Implementations must not block or allocate: they run on every request.
 type Policy interface {
-	Apply(v *View, c *Candidates)
+	Apply(v *View, req *Request, c *Candidates)
 }
 
 // Decide fills c with the regions the request may go to, best first, by running the
 // policies in order over the service's regions in proximity order, and sets the
-// reason. A policy that empties the list ends the decision: nowhere is allowed.
-func Decide(v *View, policies []Policy, c *Candidates) {
+// reason. A policy that empties the list ends the decision: nowhere is allowed, and
+// the reason says which policy refused.
+func Decide(v *View, req *Request, policies []Policy, c *Candidates) {
 	c.Reset(v.Order)
 	for _, p := range policies {
-		p.Apply(v, c)
+		p.Apply(v, req, c)
 		if c.Len() == 0 {
 			return
 		}
@@ -57,15 +70,3 @@ func FailoverReason(decided Reason, index int) Reason {
 	}
 	return ReasonFailover
 }
-
-// Health removes regions that must not serve (down, fenced) and puts regions that
-// should not serve unless nothing better is left (degraded, draining) after healthy ones.
-type Health struct{}
-
-// Apply implements Policy.
-func (Health) Apply(v *View, c *Candidates) {
-	c.Keep(func(r Region) bool { return v.States[r].Serves() })
-	c.Prefer(func(r Region) bool { return v.States[r].Preferred() })
-}
-
-var _ Policy = Health{}

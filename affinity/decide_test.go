@@ -46,7 +46,7 @@ func TestDecideWithHealth(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var c Candidates
-			Decide(tc.v, []Policy{Health{}}, &c)
+			Decide(tc.v, &Request{}, []Policy{AvoidUnhealthy{}}, &c)
 			if got := list(&c); !slices.Equal(got, tc.want) {
 				t.Fatalf("candidates = %v, want %v", got, tc.want)
 			}
@@ -67,7 +67,7 @@ func TestFailoverReason(t *testing.T) {
 }
 
 func TestReasonNamesAreStable(t *testing.T) {
-	want := []string{"local", "nearest", "failover", "home-write", "ryw", "sticky", "budget-denied", "residency"}
+	want := []string{"local", "nearest", "failover", "home-write", "ryw", "sticky", "budget-denied", "residency", "strong", "staleness"}
 	var got []string
 	for _, r := range Reasons() {
 		got = append(got, r.String())
@@ -79,19 +79,21 @@ func TestReasonNamesAreStable(t *testing.T) {
 
 func TestDecideDoesNotAllocate(t *testing.T) {
 	v := view(map[Region]RegionState{usEast: Down, euWest: Degraded}, usEast, euWest, usWest)
-	policies := []Policy{Health{}}
+	policies := []Policy{AvoidUnhealthy{}}
 	var c Candidates
-	if n := testing.AllocsPerRun(1000, func() { Decide(v, policies, &c) }); n != 0 {
+	var req Request
+	if n := testing.AllocsPerRun(1000, func() { Decide(v, &req, policies, &c) }); n != 0 {
 		t.Fatalf("Decide allocates %v times per call, want 0", n)
 	}
 }
 
 func BenchmarkDecide(b *testing.B) {
 	v := view(map[Region]RegionState{usEast: Down, euWest: Degraded}, usEast, euWest, usWest)
-	policies := []Policy{Health{}}
+	policies := []Policy{AvoidUnhealthy{}}
 	var c Candidates
+	var req Request
 	b.ReportAllocs()
 	for b.Loop() {
-		Decide(v, policies, &c)
+		Decide(v, &req, policies, &c)
 	}
 }

@@ -16,6 +16,8 @@ const (
 	ReasonSticky              // the session's sticky region
 	ReasonBudgetDenied        // a cross-region hop was refused by the budget
 	ReasonResidency           // residency rules removed regions
+	ReasonStrong              // a strong read sent to its key's home region
+	ReasonStaleness           // a bounded-staleness read sent to a region fresh enough
 	reasonCount
 )
 
@@ -29,6 +31,8 @@ var reasonNames = [reasonCount]string{
 	ReasonSticky:       "sticky",
 	ReasonBudgetDenied: "budget-denied",
 	ReasonResidency:    "residency",
+	ReasonStrong:       "strong",
+	ReasonStaleness:    "staleness",
 }
 
 func (r Reason) String() string {

@@ -16,8 +16,9 @@
 //   - the gRPC service GRPCService (Get, Put, Watch), for HTTP/2 requests whose
 //     content-type starts with "application/grpc".
 //
-// Every JSON response carries geode-region and geode-watermark; a write also carries
-// geode-version ("origin:epoch:seq"). gRPC Get and Put send the same names as header
+// Every JSON response carries geode-region and geode-watermark; a write, and a read that
+// finds its profile, also carry geode-version ("origin:epoch:seq"): the version the write
+// produced, or the version of the profile read. gRPC Get and Put send the same names as header
 // metadata.
 //
 // # Versions, replication and the watermark

@@ -69,6 +69,9 @@ func (s *Store) getUser(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, http.StatusNotFound, "user %q not found", r.PathValue("id"))
 		return
 	}
+	// The version of the data read: a session that saw it must never see older data
+	// (monotonic reads), so Geode folds it into the session token like a write's.
+	w.Header().Set(consistency.HeaderVersion, p.Version.String())
 	s.reply(w, wm, http.StatusOK, toJSON(p))
 }
 

@@ -26,6 +26,22 @@ type Config struct {
 	Limits   Limits    `yaml:"limits"`
 	Tracing  Tracing   `yaml:"tracing"`
 	Debug    Debug     `yaml:"debug"`
+	Session  Session   `yaml:"session"`
+}
+
+// Session configures session tokens: read-your-writes and region stickiness.
+type Session struct {
+	// KeysFile is the token key ring (YAML, see consistency.ParseKeyRing). Without keys
+	// the sidecar neither reads nor issues tokens.
+	KeysFile string `yaml:"keys_file"`
+	// TTL is how long an issued token stays valid; each response renews it. Default 24h.
+	TTL Duration `yaml:"ttl"`
+	// StickyTTL is how long a session stays on its region without a request; 0 means
+	// the default 30m.
+	StickyTTL Duration `yaml:"sticky_ttl"`
+	// ReadWait bounds how long the inbound listener waits for the local replica to catch
+	// up with a session's token before answering 421. Default 50ms.
+	ReadWait Duration `yaml:"read_wait"`
 }
 
 // Listeners are the sidecar's listening addresses.
@@ -44,6 +60,10 @@ type App struct {
 	// TrustedPeers are CIDRs whose geode-* headers the inbound listener keeps (mesh peers);
 	// geode-* headers from anyone else are dropped. Default: loopback only.
 	TrustedPeers []string `yaml:"trusted_peers"`
+	// WatermarkPath is the app's pull endpoint for its replica watermark (a GET whose
+	// response carries geode-watermark). Optional: watermarks on the app's responses are
+	// used too.
+	WatermarkPath string `yaml:"watermark_path"`
 }
 
 // Region is one failure domain and its round-trip times to other regions.
@@ -68,6 +88,50 @@ type Service struct {
 	Timeouts  Timeouts            `yaml:"timeouts"`
 	Retry     Retry               `yaml:"retry"`
 	Breaker   Breaker             `yaml:"breaker"`
+
+	// Routing policy. The string forms are those of the geode.io/* Kubernetes
+	// annotations, which may be given instead under Annotations.
+	//
+	// Consistency: eventual (default), session, bounded-staleness=<duration>, strong.
+	Consistency string `yaml:"consistency"`
+	// AffinityKey names the data of a request: header:NAME, path:/users/{key}/...,
+	// grpc:NAME, cookie:NAME or query:NAME.
+	AffinityKey string `yaml:"affinity_key"`
+	// HomeRegions maps keys to home regions: table=k:region,...;prefix=p:region,...;hash=r1,r2
+	HomeRegions string `yaml:"home_regions"`
+	// WriteFailover is deny (default: writes fail fast while the home region is down)
+	// or nearest (they go to the nearest healthy region, counted).
+	WriteFailover string `yaml:"write_failover"`
+	// Residency restricts the service (or key prefixes) to regions: r1,r2;prefix=p:r3|r4
+	Residency string `yaml:"residency"`
+	// CrossRegionBudget caps calls leaving this region: ratio=0.1,min=5,window=10s,mode=enforce
+	CrossRegionBudget string `yaml:"cross_region_budget"`
+	// ReplicationLagBound: for an app that reports no versions, how long a session's
+	// reads of the service stay on the region that took its write.
+	ReplicationLagBound Duration `yaml:"replication_lag_bound"`
+	// Annotations are geode.io/* Kubernetes Service annotations, an alternative to the
+	// fields above (giving both for the same thing is an error).
+	Annotations map[string]string `yaml:"annotations"`
+	// Ops classifies requests as reads or writes where the method alone does not.
+	Ops Ops `yaml:"ops"`
+}
+
+// Ops classifies operations of a service.
+type Ops struct {
+	// Routes override the method-based default (GET, HEAD, OPTIONS read; others write)
+	// for a path prefix, optionally for one method. The longest prefix wins.
+	Routes []OpRoute `yaml:"routes"`
+	// GRPCReads and GRPCWrites list gRPC methods ("/pkg.Service/Method"); an unlisted
+	// gRPC method is a write.
+	GRPCReads  []string `yaml:"grpc_reads"`
+	GRPCWrites []string `yaml:"grpc_writes"`
+}
+
+// OpRoute is one classification rule.
+type OpRoute struct {
+	Prefix string `yaml:"prefix"`
+	Method string `yaml:"method"`
+	Op     string `yaml:"op"` // read or write
 }
 
 // Timeouts bound one call to a service.
@@ -260,6 +324,9 @@ func (c *Config) setDefaults() {
 	if c.Debug.Decisions == 0 {
 		c.Debug.Decisions = 256
 	}
+	def(&c.Session.TTL, 24*time.Hour)
+	def(&c.Session.StickyTTL, 30*time.Minute)
+	def(&c.Session.ReadWait, 50*time.Millisecond)
 }
 
 func def(d *Duration, v time.Duration) {
@@ -414,6 +481,9 @@ func (c *Config) Validate() error {
 		}
 		if s.Breaker.HalfOpenProbes < 1 {
 			bad(p+".breaker.half_open_probes", "must be at least 1")
+		}
+		if _, err := s.ParsePolicy(names(c.Regions)); err != nil {
+			errs = append(errs, prefixErrors(p, err))
 		}
 	}
 	if c.Limits.MaxHeaderBytes < 1024 {

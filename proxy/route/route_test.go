@@ -144,13 +144,13 @@ func TestPickPrefersLessLoadedAndSkipsEjected(t *testing.T) {
 
 func TestRetryBudget(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b := &RetryBudget{ratio: 0.2, minPerSecond: 1}
+		b := NewRegistry().retryBudget("s", 0.2, 1, liveSet{})
 		for range 100 {
-			b.Request()
+			b.Record()
 		}
 		// 10 s window: 1/s floor gives 10, ratio 0.2 of 100 requests gives 20.
 		n := 0
-		for b.TryRetry() {
+		for spend(b) {
 			n++
 		}
 		if n != 30 {
@@ -158,7 +158,7 @@ func TestRetryBudget(t *testing.T) {
 		}
 		time.Sleep(11 * time.Second) // the window has passed: only the floor is left
 		n = 0
-		for b.TryRetry() {
+		for spend(b) {
 			n++
 		}
 		if n != 10 {
@@ -170,11 +170,12 @@ func TestRetryBudget(t *testing.T) {
 // The routing decision on a built state: authority lookup plus the ordered policies.
 func TestDecisionOnAStateDoesNotAllocate(t *testing.T) {
 	st := build(t, conf, NewRegistry())
-	policies := []affinity.Policy{affinity.Health{}}
+	policies := affinity.Chain()
 	var c affinity.Candidates
+	req := affinity.Request{}
 	if n := testing.AllocsPerRun(1000, func() {
 		svc := st.Service("profiles:8080")
-		affinity.Decide(&svc.View, policies, &c)
+		affinity.Decide(&svc.View, &req, policies, &c)
 	}); n != 0 {
 		t.Fatalf("lookup + decide allocates %v times, want 0", n)
 	}
@@ -185,11 +186,17 @@ func TestDecisionOnAStateDoesNotAllocate(t *testing.T) {
 
 func BenchmarkDecision(b *testing.B) {
 	st := build(b, conf, NewRegistry())
-	policies := []affinity.Policy{affinity.Health{}}
+	policies := affinity.Chain()
 	var c affinity.Candidates
+	req := affinity.Request{}
 	b.ReportAllocs()
 	for b.Loop() {
 		svc := st.Service("profiles:8080")
-		affinity.Decide(&svc.View, policies, &c)
+		affinity.Decide(&svc.View, &req, policies, &c)
 	}
+}
+
+func spend(b *affinity.Budget) bool {
+	allowed, _ := b.Spend()
+	return allowed
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/sony/gobreaker/v2"
 
+	"github.com/geodemesh/geode/affinity"
 	"github.com/geodemesh/geode/proxy/config"
 	"github.com/geodemesh/geode/proxy/upstream"
 )
@@ -25,15 +26,16 @@ type Registry struct {
 	mu         sync.Mutex
 	breakers   map[string]*Breaker
 	endpoints  map[string]*Endpoint
-	budgets    map[string]*RetryBudget
+	budgets    map[string]*keyedBudget // retry and cross-region budgets
 	transports map[string]*keyedTransport
+	replicas   map[string]*Replica
 }
 
 type liveSet map[string]bool
 
 // NewRegistry returns an empty registry.
 func NewRegistry() *Registry {
-	return &Registry{breakers: map[string]*Breaker{}, endpoints: map[string]*Endpoint{}, budgets: map[string]*RetryBudget{}, transports: map[string]*keyedTransport{}}
+	return &Registry{breakers: map[string]*Breaker{}, endpoints: map[string]*Endpoint{}, budgets: map[string]*keyedBudget{}, transports: map[string]*keyedTransport{}, replicas: map[string]*Replica{}}
 }
 
 func (r *Registry) breaker(service, region string, conf config.Breaker, live liveSet) *Breaker {
@@ -67,17 +69,47 @@ func (r *Registry) endpoint(service, region, addr string, live liveSet) *Endpoin
 	return e
 }
 
-func (r *Registry) retryBudget(service string, ratio float64, minPerSecond int, live liveSet) *RetryBudget {
-	key := "r/" + service
+// retryBudget returns the service's retry budget: retries capped to a ratio of
+// requests over 10 s, with a floor per second (an enforced affinity.Budget).
+func (r *Registry) retryBudget(service string, ratio float64, minPerSecond int, live liveSet) *affinity.Budget {
+	return r.budget("r/"+service, affinity.BudgetConfig{Ratio: ratio, MinPerSecond: minPerSecond, Window: 10 * time.Second, Mode: affinity.BudgetEnforce}, live)
+}
+
+// crossRegionBudget returns the service's cross-region budget from this region.
+func (r *Registry) crossRegionBudget(service string, conf affinity.BudgetConfig, live liveSet) *affinity.Budget {
+	return r.budget("c/"+service, conf, live)
+}
+
+// budget returns the budget under key, keeping its spending across swaps while its
+// configuration stays the same.
+func (r *Registry) budget(key string, conf affinity.BudgetConfig, live liveSet) *affinity.Budget {
 	live[key] = true
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if b, ok := r.budgets[key]; ok && b.ratio == ratio && b.minPerSecond == minPerSecond {
-		return b
+	if b, ok := r.budgets[key]; ok && b.conf == conf {
+		return b.b
 	}
-	b := &RetryBudget{ratio: ratio, minPerSecond: minPerSecond}
+	b := &keyedBudget{conf: conf, b: affinity.NewBudget(conf)}
 	r.budgets[key] = b
-	return b
+	return b.b
+}
+
+func (r *Registry) replica(region string, live liveSet) *Replica {
+	key := "p/" + region
+	live[key] = true
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if p, ok := r.replicas[key]; ok {
+		return p
+	}
+	p := newReplica(region)
+	r.replicas[key] = p
+	return p
+}
+
+type keyedBudget struct {
+	conf affinity.BudgetConfig
+	b    *affinity.Budget
 }
 
 // forgetAllBut drops objects no longer referenced by the newest state.
@@ -97,6 +129,11 @@ func (r *Registry) forgetAllBut(live liveSet) {
 	for k := range r.budgets {
 		if !live[k] {
 			delete(r.budgets, k)
+		}
+	}
+	for k := range r.replicas {
+		if !live[k] {
+			delete(r.replicas, k)
 		}
 	}
 	for k, t := range r.transports {
@@ -196,59 +233,6 @@ func (p *Pool) Pick() *Endpoint {
 		}
 	}
 	return soonest
-}
-
-// RetryBudget caps retries to a ratio of requests over a 10-second window, with a
-// floor of retries per second that is always allowed (Linkerd's retry-budget shape).
-type RetryBudget struct {
-	ratio        float64
-	minPerSecond int
-
-	mu       sync.Mutex
-	buckets  [10]budgetBucket
-	lastTick int64
-}
-
-type budgetBucket struct{ requests, retries int }
-
-func (b *RetryBudget) rotate(now int64) *budgetBucket {
-	sec := now / int64(time.Second)
-	if sec-b.lastTick >= int64(len(b.buckets)) {
-		b.buckets = [10]budgetBucket{}
-	} else {
-		for t := b.lastTick + 1; t <= sec; t++ {
-			b.buckets[t%int64(len(b.buckets))] = budgetBucket{}
-		}
-	}
-	if sec > b.lastTick {
-		b.lastTick = sec
-	}
-	return &b.buckets[sec%int64(len(b.buckets))]
-}
-
-// Request records one request.
-func (b *RetryBudget) Request() {
-	b.mu.Lock()
-	b.rotate(time.Now().UnixNano()).requests++
-	b.mu.Unlock()
-}
-
-// TryRetry spends one retry if the budget allows it.
-func (b *RetryBudget) TryRetry() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	cur := b.rotate(time.Now().UnixNano())
-	var req, ret int
-	for _, k := range b.buckets {
-		req += k.requests
-		ret += k.retries
-	}
-	allowed := float64(b.minPerSecond*len(b.buckets)) + b.ratio*float64(req)
-	if float64(ret) >= allowed {
-		return false
-	}
-	cur.retries++
-	return true
 }
 
 // transport returns the shared upstream transport for a service's protocol and

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/geodemesh/geode/affinity"
+	"github.com/geodemesh/geode/consistency"
 	"github.com/geodemesh/geode/proxy/config"
 )
 
@@ -22,6 +23,9 @@ type State struct {
 	// byAuthority maps a lower-case host (no port) to its service.
 	byAuthority map[string]*Service
 	services    []*Service
+	index       map[string]affinity.Region
+	// Replicas holds what is known of each region's replica, by region index.
+	Replicas [affinity.MaxRegions]*Replica
 }
 
 // Service is one destination, as the request path needs it.
@@ -37,9 +41,19 @@ type Service struct {
 	Idle        time.Duration
 	Request     time.Duration
 	Attempts    int
-	RetryBudget *RetryBudget
+	RetryBudget *affinity.Budget
 	// Transport carries attempts to the service's endpoints.
 	Transport http.RoundTripper
+
+	// Routing policy.
+	Level      consistency.Level
+	Classifier *consistency.Classifier
+	Key        *affinity.KeySource // nil: requests carry no affinity key
+	Directory  *affinity.Directory // nil: keys have no home region
+	Residency  *affinity.Residency // nil: unrestricted
+	Budget     *affinity.Budget    // nil: no cross-region budget
+	BudgetConf affinity.BudgetConfig
+	LagBound   time.Duration
 }
 
 // Pool is a service's endpoints in one region and that region's breaker.
@@ -61,10 +75,13 @@ func Build(c *config.Config, version string, reg *Registry) (*State, error) {
 	}
 	st := &State{Version: version, byAuthority: map[string]*Service{}}
 	index := map[string]affinity.Region{}
+	live := liveSet{}
 	for i, r := range c.Regions {
 		st.regions = append(st.regions, r.Name)
 		index[r.Name] = affinity.Region(i)
+		st.Replicas[i] = reg.replica(r.Name, live)
 	}
+	st.index = index
 	local, ok := index[c.Region]
 	if !ok {
 		return nil, fmt.Errorf("region: unknown local region %q", c.Region)
@@ -81,8 +98,11 @@ func Build(c *config.Config, version string, reg *Registry) (*State, error) {
 	st.states = states
 	proximity := proximityOrder(c, index)
 
-	live := liveSet{}
 	for i, sc := range c.Services {
+		pol, err := sc.ParsePolicy(st.regions)
+		if err != nil {
+			return nil, fmt.Errorf("services[%d]: %w", i, err)
+		}
 		svc := &Service{
 			Name:     sc.Name,
 			SpanName: "geode " + sc.Name,
@@ -92,6 +112,25 @@ func Build(c *config.Config, version string, reg *Registry) (*State, error) {
 			Idle:     sc.Timeouts.Idle.Std(),
 			Request:  sc.Timeouts.Request.Std(),
 			Attempts: sc.Retry.Attempts,
+
+			Level:      pol.Level,
+			Classifier: pol.Classifier,
+			Key:        pol.Key,
+			Residency:  pol.Residency,
+			LagBound:   pol.LagBound,
+		}
+		svc.View.WriteFailover = pol.WriteFailover
+		if pol.Directory != nil {
+			d, err := affinity.NewDirectory(*pol.Directory, st.regions, 0)
+			if err != nil {
+				return nil, fmt.Errorf("services[%d].home_regions: %w", i, err)
+			}
+			svc.Directory = d
+		}
+		if pol.Budget != nil {
+			svc.BudgetConf = *pol.Budget
+			svc.Budget = reg.crossRegionBudget(sc.Name, *pol.Budget, live)
+			svc.View.Budget = svc.Budget
 		}
 		for _, r := range proximity {
 			addrs := sc.Endpoints[st.regions[r]]
@@ -163,6 +202,23 @@ func (s *State) Service(authority string) *Service {
 		return svc
 	}
 	return s.byAuthority[strings.ToLower(host)]
+}
+
+// Region returns the index of the named region.
+func (s *State) Region(name string) (affinity.Region, bool) {
+	r, ok := s.index[name]
+	return r, ok
+}
+
+// RegionSet returns the set of the named regions that this state knows.
+func (s *State) RegionSet(names []string) affinity.RegionSet {
+	var set affinity.RegionSet
+	for _, n := range names {
+		if r, ok := s.index[n]; ok {
+			set.Add(r)
+		}
+	}
+	return set
 }
 
 // RegionName returns the name of region r.

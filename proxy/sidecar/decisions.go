@@ -3,6 +3,8 @@ package sidecar
 import (
 	"sync"
 	"time"
+
+	"github.com/geodemesh/geode/affinity"
 )
 
 // Decision is one routing decision as /debug/decisions shows it.
@@ -21,15 +23,32 @@ type Decision struct {
 	Error      string    `json:"error,omitempty"`
 }
 
-// decisionLog keeps the last N decisions in a ring.
+// decisionLog keeps the last N decisions in a ring, and lends the scratch space a
+// decision is made in (so that making one does not allocate).
 type decisionLog struct {
-	mu   sync.Mutex
-	ring []Decision
-	next int
-	full bool
+	mu    sync.Mutex
+	ring  []Decision
+	next  int
+	full  bool
+	spare sync.Pool // *scratch
 }
 
-func newDecisionLog(n int) *decisionLog { return &decisionLog{ring: make([]Decision, n)} }
+// scratch is the per-request space of a decision.
+type scratch struct {
+	req   affinity.Request
+	cands affinity.Candidates
+}
+
+func newDecisionLog(n int) *decisionLog {
+	return &decisionLog{ring: make([]Decision, n), spare: sync.Pool{New: func() any { return new(scratch) }}}
+}
+
+func (l *decisionLog) scratch() *scratch { return l.spare.Get().(*scratch) }
+
+func (l *decisionLog) release(d *scratch) {
+	*d = scratch{}
+	l.spare.Put(d)
+}
 
 func (l *decisionLog) add(d Decision) {
 	l.mu.Lock()

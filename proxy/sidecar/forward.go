@@ -22,12 +22,12 @@ import (
 
 // outcome is what forwarding did with one request.
 type outcome struct {
-	served   bool // a response was written
-	region   affinity.Region
+	resp     *http.Response // the response to pass on; nil when nothing usable came back
+	pool     *route.Pool    // where resp came from
 	reason   affinity.Reason
 	attempts int
 	status   int
-	err      *Error // set when nothing was served
+	err      *Error // set when resp is nil
 }
 
 // errUnavailable marks an attempt as a failure of its region (for the breaker).
@@ -37,31 +37,30 @@ var errUnavailable = errors.New("region unavailable")
 const ejectFor = time.Second
 
 // forward tries the candidate regions in order, one attempt each, through each
-// region's circuit breaker, and streams the first usable response back to w.
+// region's circuit breaker, and returns the first usable response.
 //
 // After a failed attempt a further region is tried only when the body (if any) can
 // still be sent from its start (it is kept up to maxReplay) and either the failure
 // left the request unprocessed (no connection, or a peer sidecar that could not reach
-// its app: any request is safe to send again) or the request is idempotent and the
+// its app: any request is safe to send again) or the request is retryable and the
 // service's retry budget allows a retry. A 502/503/504 counts against its region; it
-// is passed on when no further attempt is allowed.
-func (s *Sidecar) forward(ctx context.Context, w http.ResponseWriter, r *http.Request, st *route.State, svc *route.Service, c *affinity.Candidates, idempotent bool) outcome {
-	if svc.Request > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, svc.Request)
-		defer cancel()
-	}
+// is passed on when no further attempt is allowed. A 421 from a peer sidecar whose
+// replica lacks the session's writes sends the request to the region it names (reason
+// ryw): not a failure of the region, but a cross-region hop the budget pays for.
+func (s *Sidecar) forward(ctx context.Context, r *http.Request, st *route.State, svc *route.Service, c *affinity.Candidates, retryable bool) outcome {
 	var body *replayBody
 	if hasBody(r) {
 		body = newReplayBody(r.Body, r.ContentLength)
 	}
-	svc.RetryBudget.Request()
+	svc.RetryBudget.Record()
 
+	order := *c        // a copy: a 421 may put a region ahead of the rest
+	rywAt := -1        // the position a 421 sent the request to
 	var tried []string // "region (why)", for the error a client gets when all fail
 	mayContinue := true
 	out := outcome{reason: c.Reason()}
-	for i := 0; i < c.Len() && out.attempts < svc.Attempts && mayContinue; i++ {
-		region := c.At(i)
+	for i := 0; i < order.Len() && out.attempts < svc.Attempts && mayContinue; i++ {
+		region := order.At(i)
 		pool := svc.Pools[region]
 		done, ok := pool.Breaker.Allow()
 		if !ok {
@@ -71,6 +70,9 @@ func (s *Sidecar) forward(ctx context.Context, w http.ResponseWriter, r *http.Re
 		}
 		out.attempts++
 		reason := affinity.FailoverReason(c.Reason(), i)
+		if i == rywAt {
+			reason = affinity.ReasonRYW
+		}
 		resp, why, unprocessed := s.attemptRegion(ctx, r, body, st, svc, pool, reason, out.attempts)
 		if resp == nil {
 			if ctx.Err() != nil && r.Context().Err() != nil {
@@ -85,7 +87,20 @@ func (s *Sidecar) forward(ctx context.Context, w http.ResponseWriter, r *http.Re
 				out.err = errorf(StageForward, http.StatusGatewayTimeout, "service %q: request timed out after %s; tried %s", svc.Name, svc.Request, strings.Join(tried, ", "))
 				return out
 			}
-			mayContinue = s.mayTryAgain(svc, body, unprocessed, idempotent)
+			mayContinue = s.mayTryAgain(svc, body, unprocessed, retryable)
+			continue
+		}
+		if target, ok := s.misdirected(resp, st, svc); ok {
+			done(nil) // the region answered: its replica is only behind
+			s.metrics.attempts.WithLabelValues(svc.Name, pool.Name, "misdirected").Inc()
+			if body != nil && !body.replayable() || svc.Budget != nil && target != st.Local && !s.spendRequired(svc) {
+				out.resp, out.pool, out.reason, out.status = resp, pool, reason, resp.StatusCode
+				return out
+			}
+			discard(resp)
+			tried = append(tried, pool.Name+" (replica behind the session)")
+			order.Promote(i+1, target)
+			rywAt = i + 1
 			continue
 		}
 		// A peer sidecar that could not reach its app says so (for gRPC inside a 200).
@@ -93,7 +108,7 @@ func (s *Sidecar) forward(ctx context.Context, w http.ResponseWriter, r *http.Re
 		if unprocessed || unavailableStatus(resp.StatusCode) {
 			done(errUnavailable)
 			s.metrics.attempts.WithLabelValues(svc.Name, pool.Name, "status_5xx").Inc()
-			if i+1 < c.Len() && out.attempts < svc.Attempts && s.mayTryAgain(svc, body, unprocessed, idempotent) {
+			if i+1 < order.Len() && out.attempts < svc.Attempts && s.mayTryAgain(svc, body, unprocessed, retryable) {
 				tried = append(tried, fmt.Sprintf("%s (status %d)", pool.Name, resp.StatusCode))
 				discard(resp)
 				continue
@@ -102,16 +117,38 @@ func (s *Sidecar) forward(ctx context.Context, w http.ResponseWriter, r *http.Re
 			done(nil)
 			s.metrics.attempts.WithLabelValues(svc.Name, pool.Name, "ok").Inc()
 		}
-		out.served, out.region, out.reason, out.status = true, region, reason, resp.StatusCode
-		s.respond(w, resp, pool, reason)
+		out.resp, out.pool, out.reason, out.status = resp, pool, reason, resp.StatusCode
 		return out
 	}
 	if len(tried) == 0 {
-		out.err = errorf(StageDecide, http.StatusServiceUnavailable, "service %q: no healthy region (regions %s are all down or fenced)", svc.Name, s.regionList(st, svc))
+		out.err = errorf(StageDecide, http.StatusServiceUnavailable, "service %q: no healthy region (%s)", svc.Name, regionStates(st, svc))
 	} else {
 		out.err = errorf(StageForward, http.StatusServiceUnavailable, "service %q: no healthy region; tried %s", svc.Name, strings.Join(tried, ", "))
 	}
 	return out
+}
+
+// misdirected reports whether resp is a peer sidecar's 421 naming a region of the
+// service that has the session's writes.
+func (s *Sidecar) misdirected(resp *http.Response, st *route.State, svc *route.Service) (affinity.Region, bool) {
+	if resp.StatusCode != http.StatusMisdirectedRequest {
+		return 0, false
+	}
+	r, ok := st.Region(resp.Header.Get(headerRegionHint))
+	if !ok || svc.Pools[r] == nil {
+		return 0, false
+	}
+	return r, true
+}
+
+// spendRequired spends the cross-region budget for a hop required for correctness;
+// false when an enforced budget is spent.
+func (s *Sidecar) spendRequired(svc *route.Service) bool {
+	allowed, over := svc.Budget.Spend()
+	if over {
+		s.metrics.overBudget.WithLabelValues(svc.Name, svc.BudgetConf.Mode.String()).Inc()
+	}
+	return allowed
 }
 
 // mayTryAgain says whether another region may be tried after a failed attempt, and
@@ -126,7 +163,7 @@ func (s *Sidecar) mayTryAgain(svc *route.Service, body *replayBody, unprocessed,
 	if !idempotent {
 		return false
 	}
-	if !svc.RetryBudget.TryRetry() {
+	if allowed, _ := svc.RetryBudget.Spend(); !allowed {
 		s.metrics.retries.WithLabelValues(svc.Name, "budget_exhausted").Inc()
 		return false
 	}
@@ -218,6 +255,7 @@ func (s *Sidecar) attempt(ctx context.Context, r *http.Request, body io.ReadClos
 }
 
 // respond streams resp to the client, with its trailers, and stamps the serving region.
+// Headers set on w before it (the session token) go out with the response.
 func (s *Sidecar) respond(w http.ResponseWriter, resp *http.Response, pool *route.Pool, reason affinity.Reason) {
 	defer resp.Body.Close()
 	h := w.Header()
@@ -317,7 +355,7 @@ func shortError(err error) string {
 	return msg
 }
 
-func (s *Sidecar) regionList(st *route.State, svc *route.Service) string {
+func regionStates(st *route.State, svc *route.Service) string {
 	names := make([]string, 0, len(svc.View.Order))
 	for _, r := range svc.View.Order {
 		names = append(names, st.RegionName(r)+"="+svc.View.States[r].String())

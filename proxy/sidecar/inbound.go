@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"time"
 
 	"go.opentelemetry.io/otel/trace"
 
@@ -22,6 +23,12 @@ func (s *Sidecar) serveInbound(w http.ResponseWriter, r *http.Request) {
 	}
 	st := s.state.Load()
 	conf := s.conf.Load()
+	trusted := s.trustedPeer(r.RemoteAddr)
+	app := appConf{address: conf.App.Address, watermarkPath: conf.App.WatermarkPath, readWait: conf.Session.ReadWait.Std()}
+	// Read-your-writes: only a mesh peer's token counts (others' geode-* headers are dropped).
+	if trusted && s.checkSession(w, r, st, &app) {
+		return
+	}
 	ctx, span := s.startSpan(r.Context(), r.Header, "geode inbound", trace.SpanKindServer, tracing.DstRegion.String(st.LocalName()))
 	defer span.End()
 
@@ -40,7 +47,7 @@ func (s *Sidecar) serveInbound(w http.ResponseWriter, r *http.Request) {
 		out.Body = r.Body
 	}
 	var drop func(string) bool
-	if !s.trustedPeer(r.RemoteAddr) {
+	if !trusted {
 		drop = isGeodeHeader
 	}
 	if n := copyEndToEnd(out.Header, r.Header, drop); n > 0 {
@@ -66,6 +73,7 @@ func (s *Sidecar) serveInbound(w http.ResponseWriter, r *http.Request) {
 	}
 	s.metrics.requests.WithLabelValues(listenerInbound, "", st.LocalName(), "", statusLabel(resp.StatusCode)).Inc()
 	defer resp.Body.Close()
+	s.observeReplica(st, st.Local, resp.Header, time.Now())
 	copyEndToEnd(w.Header(), resp.Header, isPeerOnlyHeader) // an app cannot claim "unprocessed"
 	announceTrailers(w.Header(), resp)
 	w.WriteHeader(resp.StatusCode)

@@ -21,6 +21,9 @@ type metrics struct {
 	breaker     *prometheus.GaugeVec     // service, region
 	transitions *prometheus.CounterVec   // service, region, to
 	swaps       *prometheus.CounterVec   // result
+	tokens      *prometheus.CounterVec   // result: valid, or why a token was treated as absent
+	overBudget  *prometheus.CounterVec   // service, mode
+	misdirected *prometheus.CounterVec   // service: inbound 421s, the local replica behind a session
 }
 
 func newMetrics() *metrics {
@@ -58,7 +61,17 @@ func newMetrics() *metrics {
 			Name: "geode_routing_state_swaps_total", Help: "Routing state updates, by result (applied, rejected).",
 		}, []string{"result"}),
 	}
+	m.tokens = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "geode_session_tokens_total", Help: "Session tokens seen on requests: valid, or why one was treated as absent (forged, expired, unknown_key, retired_key, malformed, too_large).",
+	}, []string{"result"})
+	m.overBudget = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "geode_cross_region_over_budget_total", Help: "Cross-region hops asked for while the service's budget was spent, by mode (shadow: sent anyway; enforce: kept local or refused).",
+	}, []string{"service", "mode"})
+	m.misdirected = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "geode_ryw_misdirected_total", Help: "Session reads the inbound listener answered with 421 because the local replica had not applied the session's writes in time.",
+	}, []string{"service"})
 	m.registry.MustRegister(
+		m.tokens, m.overBudget, m.misdirected,
 		m.requests, m.duration, m.crossRegion, m.attempts, m.rejected, m.dropped,
 		m.retries, m.breaker, m.transitions, m.swaps,
 		collectors.NewGoCollector(),

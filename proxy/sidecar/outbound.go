@@ -1,8 +1,10 @@
 package sidecar
 
 import (
+	"context"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -38,25 +40,48 @@ func (s *Sidecar) serveOutbound(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	// 3. Classify. Session tokens and read/write classes join here with the policies.
-	idem := idempotent(r.Method)
+	// 3-4. Classify (read or write, level, affinity key) and read the session token:
+	// a bad token counts as none.
+	sess := s.readSession(r.Header, start)
+	d := s.decisions.scratch()
+	defer s.decisions.release(d)
+	preq, cands := &d.req, &d.cands
+	var key string
+	*preq, key = s.classify(r, st, svc, &sess, start, true)
 
 	// 5. Decide: the ordered policies narrow the service's regions to candidates.
-	var cands affinity.Candidates
-	affinity.Decide(&svc.View, s.policies, &cands)
+	affinity.Decide(&svc.View, preq, s.policies, cands)
+	if cands.OverBudget() {
+		s.metrics.overBudget.WithLabelValues(svc.Name, svc.BudgetConf.Mode.String()).Inc()
+	}
 
 	ctx, span := s.startSpan(r.Context(), r.Header, svc.SpanName, trace.SpanKindServer,
 		tracing.Service.String(svc.Name), tracing.SrcRegion.String(st.LocalName()))
 	defer span.End()
 
-	// 6-8. Pick, forward and respond, region by region.
-	out := s.forward(ctx, w, r, st, svc, &cands, idem)
+	// 6-7. Pick and forward, region by region, within the service's request timeout
+	// (which covers streaming the response back, too).
+	if svc.Request > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, svc.Request)
+		defer cancel()
+	}
+	var out outcome
+	if cands.Len() == 0 {
+		out = outcome{reason: cands.Reason(), err: refusal(st, svc, cands, preq, key)}
+	} else {
+		// A read (however sent) or an idempotent method may be retried elsewhere.
+		out = s.forward(ctx, r, st, svc, cands, idempotent(r.Method) || !preq.Write)
+	}
 
-	region, reason := "", cands.Reason()
-	if out.served {
-		region = st.RegionName(out.region)
-		reason = out.reason
-		cross := out.region != st.Local
+	// 8. Respond: fold the response into the session token, stamp the serving region.
+	region, reason := "", out.reason
+	if out.resp != nil {
+		region = out.pool.Name
+		cross := out.pool.Region != st.Local
+		s.observeReplica(st, out.pool.Region, out.resp.Header, start)
+		s.renewSession(w, out.resp, svc, &sess, preq, region, reason, start)
+		s.respond(w, out.resp, out.pool, reason)
 		if span.IsRecording() {
 			span.SetAttributes(tracing.DstRegion.String(region), tracing.CrossRegion.Bool(cross), tracing.Reason.String(reason.String()))
 		}
@@ -76,7 +101,50 @@ func (s *Sidecar) serveOutbound(w http.ResponseWriter, r *http.Request) {
 		span.SetAttributes(attribute.Int("http.response.status_code", out.status))
 	}
 	s.metrics.requests.WithLabelValues(listenerOutbound, svc.Name, region, reason.String(), statusLabel(out.status)).Inc()
-	s.record(r, svc.Name, st, &cands, region, reason, out, start, span)
+	s.record(r, svc.Name, st, cands, region, reason, out, start, span)
+}
+
+// refusal explains why the policies left no region for a request.
+func refusal(st *route.State, svc *route.Service, c *affinity.Candidates, req *affinity.Request, key string) *Error {
+	switch c.Reason() {
+	case affinity.ReasonHomeWrite, affinity.ReasonStrong:
+		what := "writes"
+		if c.Reason() == affinity.ReasonStrong {
+			what = "strong requests"
+		}
+		return errorf(StageDecide, http.StatusServiceUnavailable, "service %q: key %q: home region %s is %s; %s go to the home region only",
+			svc.Name, key, st.RegionName(req.Home), homeState(st, svc, req), what)
+	case affinity.ReasonResidency:
+		return errorf(StageDecide, http.StatusServiceUnavailable, "service %q: key %q may only be served in %s (residency), and none of them can serve now",
+			svc.Name, key, setNames(st, req.Allowed))
+	case affinity.ReasonBudgetDenied:
+		return errorf(StageDecide, http.StatusTooManyRequests, "service %q: the cross-region budget from %s is spent (%s), and this request must leave the region",
+			svc.Name, st.LocalName(), svc.BudgetConf)
+	}
+	return errorf(StageDecide, http.StatusServiceUnavailable, "service %q: no healthy region (%s)", svc.Name, regionStates(st, svc))
+}
+
+func homeState(st *route.State, svc *route.Service, req *affinity.Request) string {
+	switch {
+	case svc.Pools[req.Home] == nil:
+		return "without endpoints for the service"
+	case req.Restricted && !req.Allowed.Has(req.Home):
+		return "not allowed by residency"
+	}
+	return svc.View.States[req.Home].String()
+}
+
+func setNames(st *route.State, set affinity.RegionSet) string {
+	var names []string
+	for i, n := range st.Regions() {
+		if set.Has(affinity.Region(i)) {
+			names = append(names, n)
+		}
+	}
+	if len(names) == 0 {
+		return "no known region"
+	}
+	return strings.Join(names, ", ")
 }
 
 // checkRequest refuses what a proxy must never pass on.

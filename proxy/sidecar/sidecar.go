@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/geodemesh/geode/affinity"
+	"github.com/geodemesh/geode/consistency"
 	"github.com/geodemesh/geode/proxy/config"
 	"github.com/geodemesh/geode/proxy/route"
 	"github.com/geodemesh/geode/tracing"
@@ -38,6 +40,8 @@ type Options struct {
 	// Listeners already bound, for tests and socket activation; nil fields are bound
 	// from the config's addresses by Run.
 	Outbound, Inbound, Admin net.Listener
+	// KeyRing, if set, is used for session tokens instead of session.keys_file.
+	KeyRing *consistency.KeyRing
 }
 
 // Sidecar is one geode sidecar: its listeners, its routing state and its telemetry.
@@ -55,6 +59,8 @@ type Sidecar struct {
 
 	state   atomic.Pointer[route.State]
 	conf    atomic.Pointer[config.Config]
+	keys    atomic.Pointer[consistency.KeyRing] // nil: no session tokens
+	pulling atomic.Bool                         // a pull of the app's watermark is under way
 	ready   atomic.Bool
 	version atomic.Uint64
 
@@ -86,7 +92,7 @@ func New(opts Options) (*Sidecar, error) {
 		metrics:      newMetrics(),
 		decisions:    newDecisionLog(opts.Config.Debug.Decisions),
 		registry:     route.NewRegistry(),
-		policies:     []affinity.Policy{affinity.Health{}},
+		policies:     affinity.Chain(),
 		buffers:      newBufferPool(),
 		reasonHeader: opts.Config.Debug.ReasonHeader,
 		opts:         opts,
@@ -119,14 +125,26 @@ func (s *Sidecar) Apply(c *config.Config) error {
 		s.metrics.swaps.WithLabelValues("rejected").Inc()
 		return fmt.Errorf("sidecar: region: cannot change from %q to %q without a restart", old.Region, c.Region)
 	}
+	keys := s.opts.KeyRing
+	if keys == nil && c.Session.KeysFile != "" {
+		b, err := os.ReadFile(c.Session.KeysFile)
+		if err == nil {
+			keys, err = consistency.ParseKeyRing(b)
+		}
+		if err != nil {
+			s.metrics.swaps.WithLabelValues("rejected").Inc()
+			return fmt.Errorf("sidecar: session.keys_file: %s: %w", c.Session.KeysFile, err)
+		}
+	}
 	v := s.version.Add(1)
 	st, err := route.Build(c, fmt.Sprintf("static-%d", v), s.registry)
 	if err != nil {
 		s.metrics.swaps.WithLabelValues("rejected").Inc()
 		return fmt.Errorf("sidecar: keeping the current routing state: %w", err)
 	}
-	s.state.Store(st)
 	s.conf.Store(c)
+	s.keys.Store(keys)
+	s.state.Store(st)
 	s.metrics.swaps.WithLabelValues("applied").Inc()
 	s.log.Info("routing state applied", "version", st.Version, "region", st.LocalName(), "services", len(st.Services()))
 	return nil

@@ -1,0 +1,116 @@
+package sidecar
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/geodemesh/geode/affinity"
+	"github.com/geodemesh/geode/consistency"
+	"github.com/geodemesh/geode/proxy/route"
+)
+
+// observeReplica records the watermark a response from region r carries.
+func (s *Sidecar) observeReplica(st *route.State, r affinity.Region, h http.Header, now time.Time) {
+	v := h.Get(consistency.HeaderWatermark)
+	if v == "" {
+		return
+	}
+	if w, err := consistency.ParseWatermark(v); err == nil {
+		st.Replicas[r].Observe(w, now)
+	}
+}
+
+// checkSession is the inbound side of read-your-writes, the authority on it: a session
+// read whose token names writes the local replica has not applied waits up to
+// session.read_wait for the replica to catch up (pulling the app's watermark when it has
+// a pull endpoint), and otherwise is answered 421 with the region that has the data, so
+// the calling sidecar sends it there. It reports whether it answered.
+func (s *Sidecar) checkSession(w http.ResponseWriter, r *http.Request, st *route.State, conf *appConf) bool {
+	svc := st.Service(r.Host)
+	if svc == nil || svc.Level.Kind != consistency.Session {
+		return false
+	}
+	now := time.Now()
+	sess := s.readSession(r.Header, now)
+	if !sess.valid || len(sess.tok.Vector) == 0 {
+		return false
+	}
+	if svc.Classifier.Classify(r.Method, r.URL.Path, isGRPC(r)) != consistency.OpRead {
+		return false
+	}
+	local := st.Replicas[st.Local]
+	if sess.tok.Vector.SatisfiedBy(local.Watermark()) {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), conf.readWait)
+	defer cancel()
+	for {
+		changed := local.Changed()
+		if sess.tok.Vector.SatisfiedBy(local.Watermark()) {
+			return false
+		}
+		s.pullWatermark(ctx, st, conf)
+		select {
+		case <-changed:
+			continue
+		case <-ctx.Done():
+		}
+		break
+	}
+	if sess.tok.Vector.SatisfiedBy(local.Watermark()) {
+		return false
+	}
+	// The origin of a write the replica lacks certainly has it.
+	hint := ""
+	wm := local.Watermark()
+	for _, v := range sess.tok.Vector {
+		if !wm.Covers(v) {
+			hint = v.Origin
+			break
+		}
+	}
+	s.metrics.misdirected.WithLabelValues(svc.Name).Inc()
+	w.Header().Set(headerRegionHint, hint)
+	e := errorf(StageDecide, http.StatusMisdirectedRequest, "service %q: the replica in %s has not applied this session's writes within %s; %s has them", svc.Name, st.LocalName(), conf.readWait, hint)
+	e.write(w, r)
+	return true
+}
+
+// appConf is what the inbound path needs of the config.
+type appConf struct {
+	address       string
+	watermarkPath string
+	readWait      time.Duration
+}
+
+// pullWatermark asks the local app for its watermark, once at a time; waiters learn the
+// result through the replica's Changed channel.
+func (s *Sidecar) pullWatermark(ctx context.Context, st *route.State, conf *appConf) {
+	if conf.watermarkPath == "" || !s.pulling.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer s.pulling.Store(false)
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		defer cancel()
+		for range 50 { // keep pulling while a reader waits, bounded
+			req := (&http.Request{Method: http.MethodGet, URL: &url.URL{Scheme: "http", Host: conf.address, Path: conf.watermarkPath}, Header: http.Header{}, Host: conf.address}).WithContext(pctx)
+			resp, err := s.appProxy.RoundTrip(req)
+			if err != nil {
+				return
+			}
+			discard(resp)
+			s.observeReplica(st, st.Local, resp.Header, time.Now())
+			if ctx.Err() != nil {
+				return
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}()
+}

@@ -1,0 +1,175 @@
+package sidecar
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/geodemesh/geode/affinity"
+	"github.com/geodemesh/geode/consistency"
+	"github.com/geodemesh/geode/proxy/route"
+)
+
+// Response headers between sidecars.
+const (
+	// headerRegionHint is set by an inbound sidecar on a 421: the region that has the
+	// writes the session's token requires.
+	headerRegionHint = "Geode-Region-Hint"
+)
+
+// sessionState is one request's session, from its token.
+type sessionState struct {
+	tok     consistency.Token
+	valid   bool // a verified token came with the request
+	carrier consistency.Carrier
+}
+
+// readSession verifies the request's session token. A missing, forged, expired or
+// otherwise bad token is treated as absent, and counted by cause.
+func (s *Sidecar) readSession(h http.Header, now time.Time) sessionState {
+	keys := s.keys.Load()
+	if keys == nil {
+		return sessionState{}
+	}
+	raw, carrier := consistency.FromRequest(h)
+	if raw == "" {
+		return sessionState{}
+	}
+	tok, err := keys.Verify(raw, now)
+	if err != nil {
+		s.metrics.tokens.WithLabelValues(consistency.Cause(err)).Inc()
+		return sessionState{carrier: carrier}
+	}
+	s.metrics.tokens.WithLabelValues("valid").Inc()
+	return sessionState{tok: tok, valid: true, carrier: carrier}
+}
+
+// classify answers step 3 of the request path: read or write, and the policy request
+// for the decision. It does not allocate for header- and path-keyed services.
+func (s *Sidecar) classify(r *http.Request, st *route.State, svc *route.Service, sess *sessionState, now time.Time, fromApp bool) (req affinity.Request, key string) {
+	op := svc.Classifier.Classify(r.Method, r.URL.Path, isGRPC(r))
+	if fromApp { // only the local app may say what its request is
+		if v := r.Header.Get(consistency.HeaderOp); v != "" {
+			if o, err := consistency.ParseOp(v); err == nil {
+				op = o
+			}
+		}
+	}
+	req.Write = op == consistency.OpWrite
+	req.Level = svc.Level.Kind
+	if svc.Key != nil {
+		key, _ = svc.Key.Extract(r)
+	}
+	if key != "" && svc.Directory != nil {
+		if home, ok := svc.Directory.Home(key); ok {
+			req.Home, req.HasHome = st.Region(home)
+		}
+	}
+	if svc.Residency != nil {
+		if allowed, restricted := svc.Residency.Allowed(key); restricted {
+			req.Restricted, req.Allowed = true, st.RegionSet(allowed)
+		}
+	}
+	if sess.valid {
+		if sticky, ok := st.Region(sess.tok.Region); ok && now.Before(sess.tok.StickyUntil) {
+			req.Sticky, req.HasSticky = sticky, true
+		}
+		if !req.Write && req.Level == consistency.Session {
+			s.sessionSets(&req, st, svc, &sess.tok, now)
+		}
+	}
+	if !req.Write && req.Level == consistency.BoundedStaleness {
+		freshRegions(&req, st, svc, now)
+	}
+	return req, key
+}
+
+// sessionSets fills what a session read needs: the regions known to have everything
+// the token names, and the regions that took the session's writes.
+func (s *Sidecar) sessionSets(req *affinity.Request, st *route.State, svc *route.Service, tok *consistency.Token, now time.Time) {
+	for _, p := range tok.Pins {
+		// The app reports no versions: reads stay where the write went, for the lag bound.
+		if p.Service == svc.Name && now.Before(p.Until) {
+			if r, ok := st.Region(p.Region); ok {
+				req.NeedsSession = true
+				req.Written.Add(r)
+				req.Satisfying.Add(r)
+			}
+		}
+	}
+	if len(tok.Vector) == 0 {
+		return
+	}
+	req.NeedsSession = true
+	for _, v := range tok.Vector {
+		if r, ok := st.Region(v.Origin); ok {
+			req.Written.Add(r)
+		}
+	}
+	for _, r := range svc.View.Order {
+		if tok.Vector.SatisfiedBy(st.Replicas[r].Watermark()) {
+			req.Satisfying.Add(r)
+		}
+	}
+}
+
+// freshRegions fills, for a bounded-staleness read, the regions whose replica lags the
+// data's origin (the key's home region; without one, every origin) by no more than the
+// bound, as far as the hints tell.
+func freshRegions(req *affinity.Request, st *route.State, svc *route.Service, now time.Time) {
+	bound := svc.Level.Staleness
+	for _, r := range svc.View.Order {
+		w := st.Replicas[r].Watermark()
+		fresh := true
+		if req.HasHome {
+			fresh = req.Home == r || st.Replicas[req.Home].LagOf(w, now) <= bound
+		} else {
+			for o := range st.Regions() {
+				if affinity.Region(o) != r && st.Replicas[o].LagOf(w, now) > bound {
+					fresh = false
+					break
+				}
+			}
+		}
+		if fresh {
+			req.Fresh.Add(r)
+		}
+	}
+}
+
+// renewSession folds what a response says into the session's token and sets it on the
+// response: the version a write produced (or, for apps that report none, a pin of the
+// service's reads to the write's region for its lag bound), the version of data read
+// (monotonic reads), the sticky region (re-issued on failover), and a new expiry.
+func (s *Sidecar) renewSession(w http.ResponseWriter, resp *http.Response, svc *route.Service, sess *sessionState, req *affinity.Request, served string, reason affinity.Reason, now time.Time) {
+	keys := s.keys.Load()
+	if keys == nil {
+		return
+	}
+	conf := s.conf.Load()
+	tok := sess.tok
+	if !sess.valid {
+		tok = consistency.Token{SessionID: consistency.NewSessionID(), Issued: now}
+	}
+	if tok.Region == "" || !now.Before(tok.StickyUntil) || reason == affinity.ReasonFailover && tok.Region != served {
+		tok.Region = served
+	}
+	tok.StickyUntil = now.Add(conf.Session.StickyTTL.Std())
+	if resp.StatusCode < 300 {
+		if v, err := consistency.ParseVersion(resp.Header.Get(consistency.HeaderVersion)); err == nil {
+			tok.Vector = tok.Vector.Merge(v)
+		} else if req.Write && svc.LagBound > 0 {
+			tok.Pin(svc.Name, served, now.Add(svc.LagBound), now)
+		}
+	}
+	tok.Expires = now.Add(conf.Session.TTL.Std())
+	signed, err := keys.Sign(tok, now)
+	if err != nil {
+		s.metrics.tokens.WithLabelValues("sign_error").Inc()
+		s.log.Warn("cannot sign session token", "service", svc.Name, "error", err)
+		return
+	}
+	w.Header().Set(consistency.HeaderSession, signed)
+	if sess.carrier == consistency.CarrierCookie {
+		http.SetCookie(w, &http.Cookie{Name: consistency.HeaderSession, Value: signed, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode, Expires: tok.Expires})
+	}
+}
