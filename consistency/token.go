@@ -205,6 +205,10 @@ func decodeRaw(s string) ([]byte, error) {
 	if s == "" {
 		return nil, fmt.Errorf("%w: empty", ErrMalformed)
 	}
+	// The decoder skips CR and LF; a token has exactly one spelling, so refuse them.
+	if i := strings.IndexAny(s, "\r\n"); i >= 0 {
+		return nil, fmt.Errorf("%w: not base64url: line break at %d", ErrMalformed, i)
+	}
 	raw, err := base64.RawURLEncoding.Strict().DecodeString(s)
 	if err != nil {
 		return nil, fmt.Errorf("%w: not base64url: %v", ErrMalformed, err)
@@ -490,14 +494,11 @@ func parsePayload(p []byte) (Token, string, error) {
 	}
 	switch sticky := r.uvarint("sticky region"); {
 	case r.err != nil:
-	case sticky > 1:
+	case sticky > 1 || (sticky == 1 && len(regions) == 0):
 		r.fail("sticky region: index %d out of order", sticky-1)
 	case sticky == 1:
 		t.Region = regions[0]
 		used = 1
-	}
-	if r.err == nil && len(regions) == 0 && t.Region != "" {
-		r.fail("sticky region without regions")
 	}
 	t.StickyUntil = r.time("sticky until", true)
 	if r.err == nil && t.Region == "" && !t.StickyUntil.IsZero() {

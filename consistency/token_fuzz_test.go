@@ -30,9 +30,9 @@ func fuzzSeeds(t testing.TB, kr *KeyRing) (valid []string, seeds []string) {
 			b[i] ^= 0x20
 			seeds = append(seeds, base64.RawURLEncoding.EncodeToString(b))
 		}
-		seeds = append(seeds, s[:len(s)-1], s[:len(s)/2], s+"A", base64.RawURLEncoding.EncodeToString(raw[:len(raw)-macLen]))
+		seeds = append(seeds, s[:len(s)-1], s[:len(s)/2], s+"A", s[:10]+"\n"+s[10:], base64.RawURLEncoding.EncodeToString(raw[:len(raw)-macLen]))
 	}
-	return valid, append(seeds, "", "AQ", "AQAA", "!!!!", "AQEAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+	return valid, append(seeds, "", "A", "\n", "AQ", "AQAA", "!!!!", "AQEAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
 }
 
 // FuzzVerify: Verify never panics and accepts nothing but the tokens the ring signed

@@ -17,6 +17,9 @@ Usage:
   geode sidecar --config FILE     run a sidecar (SIGHUP reloads FILE; SIGTERM drains and exits)
   geode sidecar --check FILE      validate a sidecar config and exit
   geode demo [--json]             run three regions on loopback, send a workload, print a report
+  geode token decode [--keys FILE] TOKEN
+                                  print a session token's contents, and verify it with --keys
+  geode token new --keys FILE     mint a session token (for tests and demos)
   geode version                   print the version
 
 Run 'geode COMMAND --help' for a command's flags.
@@ -56,6 +59,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runSidecar(ctx, args[1:], stdout, stderr)
 	case "demo":
 		return runDemo(ctx, args[1:], stdout, stderr)
+	case "token":
+		return runToken(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "geode", version)
 		return nil

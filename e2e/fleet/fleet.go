@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/geodemesh/geode/consistency"
 	"github.com/geodemesh/geode/examples/profiles"
 	"github.com/geodemesh/geode/proxy/config"
 	"github.com/geodemesh/geode/proxy/sidecar"
@@ -25,8 +27,14 @@ import (
 // Services every sidecar of a fleet routes. Both point at the same inbound listeners;
 // the second lets gRPC calls (profiles.Client) go through the mesh too.
 const (
-	ServiceHTTP = "profiles"      // protocol http1, authority "profiles"
-	ServiceGRPC = "profiles-grpc" // protocol grpc, authority "profiles-grpc"
+	// ServiceHTTP is the profiles service routed with Geode's policies: session
+	// consistency, the affinity key from the path /users/{key}, home regions by a stable
+	// hash over the fleet's regions, and writes failing over to the nearest region.
+	ServiceHTTP = "profiles"
+	// ServiceNaive is the same endpoints routed as other meshes do: the nearest healthy
+	// region, no home regions, no session tokens. For comparisons.
+	ServiceNaive = "profiles-naive"
+	ServiceGRPC  = "profiles-grpc" // protocol grpc, authority "profiles-grpc"
 )
 
 // DefaultRegions returns the regions of a fleet whose Options.Regions is empty.
@@ -58,6 +66,9 @@ type Options struct {
 	// Configure, if set, may change each region's sidecar config before the sidecar is
 	// built. The config has its defaults filled in; it is validated again afterwards.
 	Configure func(region string, c *config.Config)
+	// KeyRing signs and verifies session tokens in every region; nil means a fresh
+	// random ring for this fleet.
+	KeyRing *consistency.KeyRing
 }
 
 // Fleet is a running set of regions on loopback. See doc.go for the contract.
@@ -208,7 +219,14 @@ func Start(ctx context.Context, opts Options) (_ *Fleet, err error) {
 		}
 	}
 
-	// 3. One config and one sidecar per region.
+	// 3. One config and one sidecar per region, all sharing one session key ring.
+	keys := opts.KeyRing
+	if keys == nil {
+		var err error
+		if keys, err = randomKeyRing(); err != nil {
+			return nil, err
+		}
+	}
 	for i, r := range f.regions {
 		c, err := f.config(r, rtts, link)
 		if err != nil {
@@ -222,6 +240,7 @@ func Start(ctx context.Context, opts Options) (_ *Fleet, err error) {
 		}
 		r.sc, err = sidecar.New(sidecar.Options{
 			Config:   c,
+			KeyRing:  keys,
 			Logger:   r.log.With("component", "sidecar"),
 			Outbound: lns[i].outbound,
 			Inbound:  lns[i].inbound,
@@ -296,10 +315,16 @@ func (f *Fleet) config(r *Region, rtts map[pair]time.Duration, link map[[2]strin
 	c := config.Config{
 		Region:    r.Name,
 		Listeners: config.Listeners{Outbound: r.outbound, Inbound: r.inbound, Admin: r.admin},
-		App:       config.App{Address: r.appAddr},
+		App:       config.App{Address: r.appAddr, WatermarkPath: "/watermark"},
 		Regions:   regions,
 		Services: []config.Service{
 			{Name: ServiceHTTP, Authorities: []string{ServiceHTTP}, Protocol: config.ProtocolHTTP1, Endpoints: eps,
+				Timeouts:      config.Timeouts{Request: config.Duration(requestTimeout)},
+				Consistency:   "session",
+				AffinityKey:   "path:/users/{key}",
+				HomeRegions:   "hash=" + strings.Join(f.names(), ","),
+				WriteFailover: "nearest"},
+			{Name: ServiceNaive, Authorities: []string{ServiceNaive}, Protocol: config.ProtocolHTTP1, Endpoints: eps,
 				Timeouts: config.Timeouts{Request: config.Duration(requestTimeout)}},
 			{Name: ServiceGRPC, Authorities: []string{ServiceGRPC}, Protocol: config.ProtocolGRPC, Endpoints: eps},
 		},
@@ -315,6 +340,24 @@ func (f *Fleet) config(r *Region, rtts map[pair]time.Duration, link map[[2]strin
 		return nil, fmt.Errorf("fleet: %s: %w", r.Name, err)
 	}
 	return out, nil
+}
+
+func (f *Fleet) names() []string {
+	out := make([]string, len(f.regions))
+	for i, r := range f.regions {
+		out[i] = r.Name
+	}
+	return out
+}
+
+// randomKeyRing returns a ring with one fresh random key, valid for a day.
+func randomKeyRing() (*consistency.KeyRing, error) {
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return nil, fmt.Errorf("fleet: session key: %w", err)
+	}
+	now := time.Now()
+	return consistency.NewKeyRing([]consistency.Key{{ID: "fleet", Secret: secret, SignFrom: now.Add(-time.Minute), Expires: now.Add(24 * time.Hour)}})
 }
 
 // goRun runs fn in a goroutine that Close joins, recording its error. It refuses once

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/geodemesh/geode/consistency"
 )
 
 // Config is the sidecar's static configuration.
@@ -351,6 +353,8 @@ func (c *Config) Validate() error {
 			bad(p+".name", "is required")
 		case !validName(r.Name):
 			bad(p+".name", "%q must be lower-case letters, digits and '-'", r.Name)
+		case len(r.Name) > consistency.MaxRegionNameLen:
+			bad(p+".name", "%q is longer than %d bytes (session tokens carry region names)", r.Name, consistency.MaxRegionNameLen)
 		case regions[r.Name] != 0:
 			bad(p+".name", "region %q is listed twice", r.Name)
 		default:
@@ -481,6 +485,9 @@ func (c *Config) Validate() error {
 		}
 		if s.Breaker.HalfOpenProbes < 1 {
 			bad(p+".breaker.half_open_probes", "must be at least 1")
+		}
+		if s.ReplicationLagBound > 0 && len(s.Name) > consistency.MaxServiceNameLen {
+			bad(p+".replication_lag_bound", "service name %q is longer than %d bytes: session tokens pin reads by service name", s.Name, consistency.MaxServiceNameLen)
 		}
 		if _, err := s.ParsePolicy(names(c.Regions)); err != nil {
 			errs = append(errs, prefixErrors(p, err))

@@ -54,9 +54,10 @@ func (s *Sidecar) forward(ctx context.Context, r *http.Request, st *route.State,
 	}
 	svc.RetryBudget.Record()
 
-	order := *c        // a copy: a 421 may put a region ahead of the rest
-	rywAt := -1        // the position a 421 sent the request to
-	var tried []string // "region (why)", for the error a client gets when all fail
+	order := *c                   // a copy: a 421 may put a region ahead of the rest
+	rywAt := -1                   // the position a 421 sent the request to
+	var behind affinity.RegionSet // regions whose replica answered 421
+	var tried []string            // "region (why)", for the error a client gets when all fail
 	mayContinue := true
 	out := outcome{reason: c.Reason()}
 	for i := 0; i < order.Len() && out.attempts < svc.Attempts && mayContinue; i++ {
@@ -93,7 +94,8 @@ func (s *Sidecar) forward(ctx context.Context, r *http.Request, st *route.State,
 		if target, ok := s.misdirected(resp, st, svc); ok {
 			done(nil) // the region answered: its replica is only behind
 			s.metrics.attempts.WithLabelValues(svc.Name, pool.Name, "misdirected").Inc()
-			if body != nil && !body.replayable() || svc.Budget != nil && target != st.Local && !s.spendRequired(svc) {
+			behind.Add(region)
+			if behind.Has(target) || body != nil && !body.replayable() || svc.Budget != nil && target != st.Local && !s.spendRequired(svc) {
 				out.resp, out.pool, out.reason, out.status = resp, pool, reason, resp.StatusCode
 				return out
 			}

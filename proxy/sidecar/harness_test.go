@@ -27,7 +27,13 @@ func startSidecar(t *testing.T, yaml string, tp trace.TracerProvider) *running {
 	t.Helper()
 	c := parseConfig(t, yaml)
 	out, in, adm := listen(t), listen(t), listen(t)
-	s, err := New(Options{Config: c, TracerProvider: tp, Outbound: out, Inbound: in, Admin: adm})
+	return runSidecar(t, Options{Config: c, TracerProvider: tp, Outbound: out, Inbound: in, Admin: adm})
+}
+
+// runSidecar runs a sidecar with pre-bound listeners until the test ends.
+func runSidecar(t *testing.T, opts Options) *running {
+	t.Helper()
+	s, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +51,7 @@ func startSidecar(t *testing.T, yaml string, tp trace.TracerProvider) *running {
 			t.Error("sidecar did not stop within 10s")
 		}
 	})
-	r := &running{Sidecar: s, outbound: out.Addr().String(), inbound: in.Addr().String(), admin: adm.Addr().String()}
+	r := &running{Sidecar: s, outbound: opts.Outbound.Addr().String(), inbound: opts.Inbound.Addr().String(), admin: opts.Admin.Addr().String()}
 	waitFor(t, 5*time.Second, func() bool {
 		resp, err := http.Get("http://" + r.admin + "/ready")
 		if err != nil {

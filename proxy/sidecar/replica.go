@@ -37,39 +37,35 @@ func (s *Sidecar) checkSession(w http.ResponseWriter, r *http.Request, st *route
 	if !sess.valid || len(sess.tok.Vector) == 0 {
 		return false
 	}
-	if svc.Classifier.Classify(r.Method, r.URL.Path, isGRPC(r)) != consistency.OpRead {
+	req, _ := s.classify(r, st, svc, &sess, now, false)
+	if req.Write {
 		return false
 	}
+	n := required(&sess.tok, st, &req)
 	local := st.Replicas[st.Local]
-	if sess.tok.Vector.SatisfiedBy(local.Watermark()) {
+	if n.coveredBy(local.Watermark()) {
 		return false
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), conf.readWait)
 	defer cancel()
-	for {
+	for !n.coveredBy(local.Watermark()) && ctx.Err() == nil {
 		changed := local.Changed()
-		if sess.tok.Vector.SatisfiedBy(local.Watermark()) {
-			return false
-		}
 		s.pullWatermark(ctx, st, conf)
 		select {
 		case <-changed:
-			continue
 		case <-ctx.Done():
 		}
-		break
 	}
-	if sess.tok.Vector.SatisfiedBy(local.Watermark()) {
+	wm := local.Watermark()
+	if n.coveredBy(wm) {
 		return false
 	}
-	// The origin of a write the replica lacks certainly has it.
-	hint := ""
-	wm := local.Watermark()
-	for _, v := range sess.tok.Vector {
-		if !wm.Covers(v) {
-			hint = v.Origin
-			break
-		}
+	// The origin of a write the replica lacks certainly has it. When that is this
+	// region, its app is the authority on its own writes (and on an older epoch of
+	// them, which only the home region can answer for): let it answer.
+	hint := n.missing(wm)
+	if hint == st.LocalName() {
+		return false
 	}
 	s.metrics.misdirected.WithLabelValues(svc.Name).Inc()
 	w.Header().Set(headerRegionHint, hint)
@@ -95,6 +91,8 @@ func (s *Sidecar) pullWatermark(ctx context.Context, st *route.State, conf *appC
 		defer s.pulling.Store(false)
 		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 		defer cancel()
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
 		for range 50 { // keep pulling while a reader waits, bounded
 			req := (&http.Request{Method: http.MethodGet, URL: &url.URL{Scheme: "http", Host: conf.address, Path: conf.watermarkPath}, Header: http.Header{}, Host: conf.address}).WithContext(pctx)
 			resp, err := s.appProxy.RoundTrip(req)
@@ -109,7 +107,7 @@ func (s *Sidecar) pullWatermark(ctx context.Context, st *route.State, conf *appC
 			select {
 			case <-ctx.Done():
 				return
-			case <-time.After(5 * time.Millisecond):
+			case <-tick.C:
 			}
 		}
 	}()

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/sony/gobreaker/v2"
+
 	"github.com/geodemesh/geode/affinity"
 	"github.com/geodemesh/geode/consistency"
 	"github.com/geodemesh/geode/proxy/route"
@@ -83,8 +85,8 @@ func (s *Sidecar) classify(r *http.Request, st *route.State, svc *route.Service,
 	return req, key
 }
 
-// sessionSets fills what a session read needs: the regions known to have everything
-// the token names, and the regions that took the session's writes.
+// sessionSets fills what a session read needs: the regions known to have what the
+// token requires of this read, and the regions that took those writes.
 func (s *Sidecar) sessionSets(req *affinity.Request, st *route.State, svc *route.Service, tok *consistency.Token, now time.Time) {
 	for _, p := range tok.Pins {
 		// The app reports no versions: reads stay where the write went, for the lag bound.
@@ -96,20 +98,65 @@ func (s *Sidecar) sessionSets(req *affinity.Request, st *route.State, svc *route
 			}
 		}
 	}
-	if len(tok.Vector) == 0 {
+	need := required(tok, st, req)
+	if !need.any() {
 		return
 	}
 	req.NeedsSession = true
 	for _, v := range tok.Vector {
-		if r, ok := st.Region(v.Origin); ok {
-			req.Written.Add(r)
+		if need.home == "" || v.Origin == need.home {
+			if r, ok := st.Region(v.Origin); ok {
+				req.Written.Add(r)
+			}
 		}
 	}
 	for _, r := range svc.View.Order {
-		if tok.Vector.SatisfiedBy(st.Replicas[r].Watermark()) {
+		if need.coveredBy(st.Replicas[r].Watermark()) {
 			req.Satisfying.Add(r)
 		}
 	}
+}
+
+// need is what a session read requires a replica to have applied. A read of a key with
+// a home region depends only on writes to that key, which all went to its home: it
+// needs the token's entry for that origin alone (so a session that wrote in several
+// regions is not held to all of them). A read without a home needs the whole vector.
+type need struct {
+	tok  *consistency.Token
+	home string // "" when the whole vector is needed
+}
+
+func required(tok *consistency.Token, st *route.State, req *affinity.Request) need {
+	if req.HasHome {
+		return need{tok: tok, home: st.RegionName(req.Home)}
+	}
+	return need{tok: tok}
+}
+
+func (n need) any() bool {
+	if n.home == "" {
+		return len(n.tok.Vector) > 0
+	}
+	_, ok := n.tok.Vector.Get(n.home)
+	return ok
+}
+
+func (n need) coveredBy(w consistency.Watermark) bool {
+	if n.home == "" {
+		return n.tok.Vector.SatisfiedBy(w)
+	}
+	p, ok := n.tok.Vector.Get(n.home)
+	return !ok || w.Covers(consistency.Version{Origin: n.home, Position: p})
+}
+
+// missing returns the origin of a needed write w lacks: that region has it.
+func (n need) missing(w consistency.Watermark) string {
+	for _, v := range n.tok.Vector {
+		if (n.home == "" || v.Origin == n.home) && !w.Covers(v) {
+			return v.Origin
+		}
+	}
+	return ""
 }
 
 // freshRegions fills, for a bounded-staleness read, the regions whose replica lags the
@@ -136,11 +183,21 @@ func freshRegions(req *affinity.Request, st *route.State, svc *route.Service, no
 	}
 }
 
+// stickyUsable reports whether a session's sticky region can keep serving the service:
+// it is healthy and its breaker is not open.
+func stickyUsable(st *route.State, svc *route.Service, region string) bool {
+	r, ok := st.Region(region)
+	if !ok || svc.Pools[r] == nil || !svc.View.States[r].Preferred() {
+		return false
+	}
+	return svc.Pools[r].Breaker.State() != gobreaker.StateOpen
+}
+
 // renewSession folds what a response says into the session's token and sets it on the
 // response: the version a write produced (or, for apps that report none, a pin of the
 // service's reads to the write's region for its lag bound), the version of data read
 // (monotonic reads), the sticky region (re-issued on failover), and a new expiry.
-func (s *Sidecar) renewSession(w http.ResponseWriter, resp *http.Response, svc *route.Service, sess *sessionState, req *affinity.Request, served string, reason affinity.Reason, now time.Time) {
+func (s *Sidecar) renewSession(w http.ResponseWriter, resp *http.Response, st *route.State, svc *route.Service, sess *sessionState, req *affinity.Request, served string, now time.Time) {
 	keys := s.keys.Load()
 	if keys == nil {
 		return
@@ -150,12 +207,12 @@ func (s *Sidecar) renewSession(w http.ResponseWriter, resp *http.Response, svc *
 	if !sess.valid {
 		tok = consistency.Token{SessionID: consistency.NewSessionID(), Issued: now}
 	}
-	if tok.Region == "" || !now.Before(tok.StickyUntil) || reason == affinity.ReasonFailover && tok.Region != served {
-		tok.Region = served
+	if tok.Region == "" || !now.Before(tok.StickyUntil) || tok.Region != served && !stickyUsable(st, svc, tok.Region) {
+		tok.Region = served // a new session, a lapsed one, or a failover: stick where it was served
 	}
 	tok.StickyUntil = now.Add(conf.Session.StickyTTL.Std())
 	if resp.StatusCode < 300 {
-		if v, err := consistency.ParseVersion(resp.Header.Get(consistency.HeaderVersion)); err == nil {
+		if v, err := consistency.ParseVersion(resp.Header.Get(consistency.HeaderVersion)); err == nil && v.Epoch <= consistency.MaxTokenEpoch && v.Seq <= consistency.MaxTokenSeq {
 			tok.Vector = tok.Vector.Merge(v)
 		} else if req.Write && svc.LagBound > 0 {
 			tok.Pin(svc.Name, served, now.Add(svc.LagBound), now)
