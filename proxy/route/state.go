@@ -50,10 +50,12 @@ type Service struct {
 	Classifier *consistency.Classifier
 	Key        *affinity.KeySource // nil: requests carry no affinity key
 	Directory  *affinity.Directory // nil: keys have no home region
-	Residency  *affinity.Residency // nil: unrestricted
-	Budget     *affinity.Budget    // nil: no cross-region budget
-	BudgetConf affinity.BudgetConfig
-	LagBound   time.Duration
+	// HomeRegions is the directory in its configured form, for dumps.
+	HomeRegions string
+	Residency   *affinity.Residency // nil: unrestricted
+	Budget      *affinity.Budget    // nil: no cross-region budget
+	BudgetConf  affinity.BudgetConfig
+	LagBound    time.Duration
 }
 
 // Pool is a service's endpoints in one region and that region's breaker.
@@ -126,6 +128,7 @@ func Build(c *config.Config, version string, reg *Registry) (*State, error) {
 				return nil, fmt.Errorf("services[%d].home_regions: %w", i, err)
 			}
 			svc.Directory = d
+			svc.HomeRegions = pol.Directory.String()
 		}
 		if pol.Budget != nil {
 			svc.BudgetConf = *pol.Budget

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/geodemesh/geode/affinity"
+	"github.com/geodemesh/geode/proxy/route"
 )
 
 // adminHandler serves the admin listener: health, metrics, the routing state and the
@@ -68,8 +69,21 @@ type RegionDump struct {
 type ServiceDump struct {
 	Name      string     `json:"name"`
 	Protocol  string     `json:"protocol"`
+	Policy    PolicyDump `json:"policy"`
 	Proximity []string   `json:"proximity"`
 	Pools     []PoolDump `json:"pools"`
+}
+
+// PolicyDump is a service's routing policy, in the syntax of its config and annotations.
+type PolicyDump struct {
+	Consistency       string   `json:"consistency"`
+	AffinityKey       string   `json:"affinity_key,omitempty"`
+	HomeRegions       string   `json:"home_regions,omitempty"`
+	WriteFailover     string   `json:"write_failover"`
+	Residency         string   `json:"residency,omitempty"`
+	CrossRegionBudget string   `json:"cross_region_budget,omitempty"`
+	BudgetRemaining   *float64 `json:"budget_remaining,omitempty"`
+	LagBound          string   `json:"replication_lag_bound,omitempty"`
 }
 
 // PoolDump is one service's endpoints in one region.
@@ -93,7 +107,7 @@ func (s *Sidecar) ConfigDump() Dump {
 		d.Regions = append(d.Regions, RegionDump{Name: name, State: st.RegionState(affinity.Region(i)).String()})
 	}
 	for _, svc := range st.Services() {
-		sd := ServiceDump{Name: svc.Name, Protocol: svc.Protocol}
+		sd := ServiceDump{Name: svc.Name, Protocol: svc.Protocol, Policy: policyDump(svc)}
 		for _, r := range svc.View.Order {
 			p := svc.Pools[r]
 			sd.Proximity = append(sd.Proximity, p.Name)
@@ -106,6 +120,31 @@ func (s *Sidecar) ConfigDump() Dump {
 		d.Services = append(d.Services, sd)
 	}
 	return d
+}
+
+func policyDump(svc *route.Service) PolicyDump {
+	p := PolicyDump{Consistency: svc.Level.String(), WriteFailover: "deny"}
+	if svc.View.WriteFailover {
+		p.WriteFailover = "nearest"
+	}
+	if svc.Key != nil {
+		p.AffinityKey = svc.Key.String()
+	}
+	if svc.Directory != nil {
+		p.HomeRegions = svc.HomeRegions
+	}
+	if svc.Residency != nil {
+		p.Residency = svc.Residency.String()
+	}
+	if svc.Budget != nil {
+		p.CrossRegionBudget = svc.BudgetConf.String()
+		rem := svc.Budget.Remaining()
+		p.BudgetRemaining = &rem
+	}
+	if svc.LagBound > 0 {
+		p.LagBound = svc.LagBound.String()
+	}
+	return p
 }
 
 func writeJSON(w http.ResponseWriter, v any) {

@@ -13,6 +13,8 @@ type Decision struct {
 	Service    string    `json:"service"`
 	Method     string    `json:"method"`
 	Path       string    `json:"path"`
+	Op         string    `json:"op"`
+	Level      string    `json:"level"`
 	Candidates []string  `json:"candidates"`
 	Region     string    `json:"region,omitempty"`
 	Reason     string    `json:"reason"`

@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/geodemesh/geode/affinity"
+	"github.com/geodemesh/geode/consistency"
 	"github.com/geodemesh/geode/proxy/route"
 	"github.com/geodemesh/geode/tracing"
 )
@@ -101,7 +102,7 @@ func (s *Sidecar) serveOutbound(w http.ResponseWriter, r *http.Request) {
 		span.SetAttributes(attribute.Int("http.response.status_code", out.status))
 	}
 	s.metrics.requests.WithLabelValues(listenerOutbound, svc.Name, region, reason.String(), statusLabel(out.status)).Inc()
-	s.record(r, svc.Name, st, cands, region, reason, out, start, span)
+	s.record(r, svc, st, preq, cands, region, reason, out, start, span)
 }
 
 // refusal explains why the policies left no region for a request.
@@ -172,9 +173,13 @@ func (s *Sidecar) reject(w http.ResponseWriter, r *http.Request, listener string
 	e.write(w, r)
 }
 
-func (s *Sidecar) record(r *http.Request, service string, st *route.State, c *affinity.Candidates, region string, reason affinity.Reason, out outcome, start time.Time, span trace.Span) {
+func (s *Sidecar) record(r *http.Request, svc *route.Service, st *route.State, req *affinity.Request, c *affinity.Candidates, region string, reason affinity.Reason, out outcome, start time.Time, span trace.Span) {
+	op := consistency.OpRead
+	if req.Write {
+		op = consistency.OpWrite
+	}
 	d := Decision{
-		Time: start, Service: service, Method: r.Method, Path: r.URL.Path,
+		Time: start, Service: svc.Name, Method: r.Method, Path: r.URL.Path, Op: op.String(), Level: svc.Level.String(),
 		Region: region, Reason: reason.String(), Attempts: out.attempts, Status: out.status,
 		DurationMS: float64(time.Since(start).Microseconds()) / 1000,
 	}

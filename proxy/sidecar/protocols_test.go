@@ -188,3 +188,52 @@ func startProfiles(t *testing.T, region string) string {
 	})
 	return ln.Addr().String()
 }
+
+// gRPC calls are classified per method and keyed by metadata: a Put of a key with a home
+// region goes there; a Get stays local.
+func TestGRPCPolicyByMethodAndMetadata(t *testing.T) {
+	east, west := startProfiles(t, "us-east"), startProfiles(t, "eu-west")
+	conf := fmt.Sprintf(twoRegions, "grpc", east, west) + policyLines(
+		`affinity_key: "grpc:user-id"`,
+		`home_regions: "table=ada:eu-west"`,
+		`ops: {grpc_reads: ["`+profiles.MethodGet+`", "`+profiles.MethodWatch+`"], grpc_writes: ["`+profiles.MethodPut+`"]}`,
+	)
+	sc := startSidecar(t, conf, nil)
+	cc, err := grpc.NewClient("passthrough:///web", grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "tcp", sc.outbound)
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	client := profiles.NewClient(cc)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	call := func(user string, fn func(context.Context, ...grpc.CallOption) error) (region, reason string) {
+		var hdr metadata.MD
+		if err := fn(metadata.AppendToOutgoingContext(ctx, "user-id", user), grpc.Header(&hdr)); err != nil {
+			t.Fatal(err)
+		}
+		return strings.Join(hdr.Get("geode-region"), ","), strings.Join(hdr.Get("geode-reason"), ",")
+	}
+	put := func(id string) func(context.Context, ...grpc.CallOption) error {
+		return func(ctx context.Context, o ...grpc.CallOption) error {
+			_, err := client.Put(ctx, id, "n", "e", o...)
+			return err
+		}
+	}
+	if region, reason := call("ada", put("ada")); region != "eu-west" || reason != "home-write" {
+		t.Fatalf("Put for ada: %s (%s), want eu-west (home-write)", region, reason)
+	}
+	if region, reason := call("bob", put("bob")); region != "us-east" {
+		t.Fatalf("Put for bob, who has no home: %s (%s)", region, reason)
+	}
+	get := func(ctx context.Context, o ...grpc.CallOption) error {
+		_, err := client.Get(ctx, "bob", o...)
+		return err
+	}
+	if region, reason := call("ada", get); region != "us-east" || reason != "local" {
+		t.Fatalf("Get (a read) for ada: %s (%s), want local", region, reason)
+	}
+}

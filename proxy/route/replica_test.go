@@ -1,0 +1,66 @@
+package route
+
+import (
+	"testing"
+	"time"
+
+	"github.com/geodemesh/geode/consistency"
+)
+
+func wm(t *testing.T, s string) consistency.Watermark {
+	t.Helper()
+	w, err := consistency.ParseWatermark(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+func TestReplicaObserveOnlyMovesForward(t *testing.T) {
+	r := newReplica("eu-west")
+	changed := r.Changed()
+	now := time.Now()
+	r.Observe(wm(t, "eu-west:1:5,us-east:1:7"), now)
+	select {
+	case <-changed:
+	default:
+		t.Fatal("an advance did not signal Changed")
+	}
+	r.Observe(wm(t, "eu-west:1:3,us-east:1:9"), now) // an older report of eu-west: kept at 5
+	if got := r.Watermark().String(); got != "eu-west:1:5,us-east:1:9" {
+		t.Fatalf("watermark = %s", got)
+	}
+	r.Observe(wm(t, "us-east:2:1"), now) // a new epoch replaces the old
+	if got := r.Watermark().String(); got != "eu-west:1:5,us-east:2:1" {
+		t.Fatalf("after a new epoch: %s", got)
+	}
+	quiet := r.Changed()
+	r.Observe(wm(t, "eu-west:1:5"), now) // nothing new: no signal
+	select {
+	case <-quiet:
+		t.Fatal("Changed fired without an advance")
+	default:
+	}
+}
+
+func TestReplicaLagOf(t *testing.T) {
+	origin := newReplica("us-east")
+	t0 := time.Unix(1000, 0)
+	origin.Observe(wm(t, "us-east:1:10"), t0)
+	origin.Observe(wm(t, "us-east:1:20"), t0.Add(2*time.Second))
+	now := t0.Add(5 * time.Second)
+	for _, tc := range []struct {
+		behind string
+		want   time.Duration
+	}{
+		{"us-east:1:20", 0},               // caught up
+		{"us-east:1:15", 3 * time.Second}, // lacks seq 20, first seen at t0+2s
+		{"us-east:1:5", 5 * time.Second},  // lacks seq 10, first seen at t0
+		{"", 5 * time.Second},             // has nothing of us-east
+		{"us-east:0:99", 5 * time.Second}, // an older epoch counts for nothing
+	} {
+		if got := origin.LagOf(wm(t, tc.behind), now); got != tc.want {
+			t.Errorf("LagOf(%q) = %v, want %v", tc.behind, got, tc.want)
+		}
+	}
+}
