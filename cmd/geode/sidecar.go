@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/geodemesh/geode/consistency"
 	"github.com/geodemesh/geode/proxy/config"
 	"github.com/geodemesh/geode/proxy/sidecar"
 	"github.com/geodemesh/geode/tracing"
@@ -32,6 +33,15 @@ func runSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		c, err := config.Load(*check)
 		if err != nil {
 			return err
+		}
+		if f := c.Session.KeysFile; f != "" {
+			b, err := os.ReadFile(f)
+			if err == nil {
+				_, err = consistency.ParseKeyRing(b)
+			}
+			if err != nil {
+				return fmt.Errorf("%s: session.keys_file: %s: %w", *check, f, err)
+			}
 		}
 		fmt.Fprintf(stdout, "%s: ok (region %s, %d regions, %d services)\n", *check, c.Region, len(c.Regions), len(c.Services))
 		return nil

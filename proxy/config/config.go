@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -33,8 +34,8 @@ type Config struct {
 
 // Session configures session tokens: read-your-writes and region stickiness.
 type Session struct {
-	// KeysFile is the token key ring (YAML, see consistency.ParseKeyRing). Without keys
-	// the sidecar neither reads nor issues tokens.
+	// KeysFile is the token key ring (YAML, see consistency.ParseKeyRing), relative to
+	// the config file. Without keys the sidecar neither reads nor issues tokens.
 	KeysFile string `yaml:"keys_file"`
 	// TTL is how long an issued token stays valid; each response renews it. Default 24h.
 	TTL Duration `yaml:"ttl"`
@@ -245,6 +246,10 @@ func Load(path string) (*Config, error) {
 	c, err := Parse(b)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	// Files the config names are relative to the config file, not to the process.
+	if f := c.Session.KeysFile; f != "" && !filepath.IsAbs(f) {
+		c.Session.KeysFile = filepath.Join(filepath.Dir(path), f)
 	}
 	return c, nil
 }
