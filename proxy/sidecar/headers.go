@@ -16,6 +16,15 @@ const (
 	headerUnprocessed = "Geode-Unprocessed"
 )
 
+// The consistency package's header names in Go's canonical form: looking a header up
+// by its canonical key does not allocate (a lower-case key is canonicalized, which does).
+const (
+	canonOp        = "Geode-Op"        // consistency.HeaderOp
+	canonVersion   = "Geode-Version"   // consistency.HeaderVersion
+	canonWatermark = "Geode-Watermark" // consistency.HeaderWatermark
+	canonSession   = "Geode-Session"   // consistency.HeaderSession
+)
+
 // isPeerOnlyHeader reports whether a response header is between sidecars only.
 func isPeerOnlyHeader(k string) bool { return k == headerUnprocessed }
 

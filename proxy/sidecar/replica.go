@@ -13,7 +13,7 @@ import (
 
 // observeReplica records the watermark a response from region r carries.
 func (s *Sidecar) observeReplica(st *route.State, r affinity.Region, h http.Header, now time.Time) {
-	v := h.Get(consistency.HeaderWatermark)
+	v := h.Get(canonWatermark)
 	if v == "" {
 		return
 	}

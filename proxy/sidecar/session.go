@@ -50,7 +50,7 @@ func (s *Sidecar) readSession(h http.Header, now time.Time) sessionState {
 func (s *Sidecar) classify(r *http.Request, st *route.State, svc *route.Service, sess *sessionState, now time.Time, fromApp bool) (req affinity.Request, key string) {
 	op := svc.Classifier.Classify(r.Method, r.URL.Path, isGRPC(r))
 	if fromApp { // only the local app may say what its request is
-		if v := r.Header.Get(consistency.HeaderOp); v != "" {
+		if v := r.Header.Get(canonOp); v != "" {
 			if o, err := consistency.ParseOp(v); err == nil {
 				op = o
 			}
@@ -212,7 +212,7 @@ func (s *Sidecar) renewSession(w http.ResponseWriter, resp *http.Response, st *r
 	}
 	tok.StickyUntil = now.Add(conf.Session.StickyTTL.Std())
 	if resp.StatusCode < 300 {
-		if v, err := consistency.ParseVersion(resp.Header.Get(consistency.HeaderVersion)); err == nil && v.Epoch <= consistency.MaxTokenEpoch && v.Seq <= consistency.MaxTokenSeq {
+		if v, err := consistency.ParseVersion(resp.Header.Get(canonVersion)); err == nil && v.Epoch <= consistency.MaxTokenEpoch && v.Seq <= consistency.MaxTokenSeq {
 			tok.Vector = tok.Vector.Merge(v)
 		} else if req.Write && svc.LagBound > 0 {
 			tok.Pin(svc.Name, served, now.Add(svc.LagBound), now)
@@ -225,7 +225,7 @@ func (s *Sidecar) renewSession(w http.ResponseWriter, resp *http.Response, st *r
 		s.log.Warn("cannot sign session token", "service", svc.Name, "error", err)
 		return
 	}
-	w.Header().Set(consistency.HeaderSession, signed)
+	w.Header().Set(canonSession, signed)
 	if sess.carrier == consistency.CarrierCookie {
 		http.SetCookie(w, &http.Cookie{Name: consistency.HeaderSession, Value: signed, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode, Expires: tok.Expires})
 	}
