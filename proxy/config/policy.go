@@ -3,7 +3,6 @@ package config
 import (
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/geodemesh/geode/affinity"
@@ -26,99 +25,55 @@ type Policy struct {
 	LagBound time.Duration
 }
 
-// annotationField is the field a geode.io/* annotation stands for.
-type annotationField struct {
-	name  string
-	value *string
-}
-
-func annotationFields(s *Service) map[string]annotationField {
-	return map[string]annotationField{
-		affinity.AnnotationConsistency:       {"consistency", &s.Consistency},
-		affinity.AnnotationAffinityKey:       {"affinity_key", &s.AffinityKey},
-		affinity.AnnotationHomeRegions:       {"home_regions", &s.HomeRegions},
-		affinity.AnnotationCrossRegionBudget: {"cross_region_budget", &s.CrossRegionBudget},
-		affinity.AnnotationResidency:         {"residency", &s.Residency},
-	}
-}
-
-// ParsePolicy parses the service's policy fields and annotations. regions are the
-// configured region names. Errors name the field (or annotation) at fault.
+// ParsePolicy parses the service's policy fields and its geode.io/* annotations (the
+// same policy in Kubernetes form; setting one thing both ways is an error). regions are
+// the configured region names. Errors name the field or the annotation at fault.
 func (s Service) ParsePolicy(regions []string) (Policy, error) {
 	var errs []error
 	bad := func(field string, err error) { errs = append(errs, fmt.Errorf("%s: %w", field, err)) }
-
-	// Annotations fill the fields they stand for; giving both is ambiguous. source
-	// remembers which annotation filled a field, so errors name what the user wrote.
-	source := map[string]string{}
-	if len(s.Annotations) > 0 {
-		fields := annotationFields(&s)
-		for k, v := range s.Annotations {
-			path := fmt.Sprintf("annotations[%q]", k)
-			if k == affinity.AnnotationReplicationLagBound {
-				d, err := time.ParseDuration(v)
-				switch {
-				case err != nil || d <= 0:
-					bad(path, fmt.Errorf("%q is not a positive duration", v))
-				case s.ReplicationLagBound != 0:
-					bad(path, errors.New("replication_lag_bound is set too"))
-				default:
-					s.ReplicationLagBound = Duration(d)
-				}
-				continue
-			}
-			f, ok := fields[k]
-			switch {
-			case !ok && strings.HasPrefix(k, "geode.io/"):
-				bad(path, errors.New("unknown geode.io annotation"))
-			case !ok:
-				// Not ours: Kubernetes objects carry many annotations.
-			case *f.value != "":
-				bad(path, fmt.Errorf("%s is set too", f.name))
-			default:
-				*f.value = v
-				source[f.name] = path
-			}
-		}
-	}
-	name := func(field string) string {
-		if n, ok := source[field]; ok {
-			return n
-		}
-		return field
-	}
-
 	var p Policy
 	var err error
+
 	level := s.Consistency
 	if level == "" {
 		level = "eventual"
 	}
 	if p.Level, err = consistency.ParseLevel(level); err != nil {
-		bad(name("consistency"), err)
+		bad("consistency", err)
 	}
 	if s.AffinityKey != "" {
-		k, err := affinity.ParseKeySource(s.AffinityKey)
-		if err != nil {
-			bad(name("affinity_key"), err)
+		if k, err := affinity.ParseKeySource(s.AffinityKey); err != nil {
+			bad("affinity_key", err)
 		} else {
 			p.Key = &k
 		}
 	}
 	if s.HomeRegions != "" {
-		d, err := affinity.ParseHomeRegions(s.HomeRegions, regions)
-		if err != nil {
-			bad(name("home_regions"), err)
+		if d, err := affinity.ParseHomeRegions(s.HomeRegions, regions); err != nil {
+			bad("home_regions", err)
 		} else {
 			p.Directory = &d
 		}
-		if s.AffinityKey == "" {
-			bad(name("home_regions"), errors.New("needs affinity_key: the key names the data whose home it looks up"))
+	}
+	if s.Residency != "" {
+		if r, err := affinity.ParseResidency(s.Residency, regions); err != nil {
+			bad("residency", err)
+		} else {
+			p.Residency = &r
 		}
 	}
-	if p.Level.Kind == consistency.Strong && s.HomeRegions == "" {
-		bad(name("consistency"), errors.New("strong needs home_regions and affinity_key: strong requests are served by the key's home region only"))
+	if s.CrossRegionBudget != "" {
+		if b, err := affinity.ParseBudget(s.CrossRegionBudget); err != nil {
+			bad("cross_region_budget", err)
+		} else {
+			p.Budget = &b
+		}
 	}
+	p.LagBound = s.ReplicationLagBound.Std()
+	if len(s.Annotations) > 0 {
+		s.mergeAnnotations(&p, regions, bad)
+	}
+
 	switch s.WriteFailover {
 	case "", "deny":
 	case "nearest":
@@ -126,23 +81,12 @@ func (s Service) ParsePolicy(regions []string) (Policy, error) {
 	default:
 		bad("write_failover", fmt.Errorf("%q is not one of deny, nearest", s.WriteFailover))
 	}
-	if s.Residency != "" {
-		r, err := affinity.ParseResidency(s.Residency, regions)
-		if err != nil {
-			bad(name("residency"), err)
-		} else {
-			p.Residency = &r
-		}
+	if p.Directory != nil && p.Key == nil {
+		bad("home_regions", errors.New("needs affinity_key: the key names the data whose home it looks up"))
 	}
-	if s.CrossRegionBudget != "" {
-		b, err := affinity.ParseBudget(s.CrossRegionBudget)
-		if err != nil {
-			bad(name("cross_region_budget"), err)
-		} else {
-			p.Budget = &b
-		}
+	if p.Level.Kind == consistency.Strong && p.Directory == nil {
+		bad("consistency", errors.New("strong needs home_regions and affinity_key: strong requests are served by the key's home region only"))
 	}
-	p.LagBound = s.ReplicationLagBound.Std()
 
 	var rules []consistency.RouteRule
 	for i, r := range s.Ops.Routes {
@@ -157,6 +101,43 @@ func (s Service) ParsePolicy(regions []string) (Policy, error) {
 		bad("ops", err)
 	}
 	return p, errors.Join(errs...)
+}
+
+// mergeAnnotations adds the policy the service's geode.io/* annotations set to p.
+func (s Service) mergeAnnotations(p *Policy, regions []string, bad func(string, error)) {
+	ap, err := affinity.PolicyFromAnnotations(s.Name, s.Annotations, regions)
+	if err != nil {
+		bad("annotations", err)
+		return
+	}
+	twice := func(field string, annotation string, fieldSet bool) bool {
+		if fieldSet {
+			bad("annotations", fmt.Errorf("%s and field %s both set the same policy", annotation, field))
+		}
+		return fieldSet
+	}
+	if ap.Consistency != "" && !twice("consistency", affinity.AnnotationConsistency, s.Consistency != "") {
+		l, err := consistency.ParseLevel(ap.Consistency)
+		if err != nil {
+			bad("annotations", fmt.Errorf("%s: %w", affinity.AnnotationConsistency, err))
+		}
+		p.Level = l
+	}
+	if ap.KeySource != nil && !twice("affinity_key", affinity.AnnotationAffinityKey, s.AffinityKey != "") {
+		p.Key = ap.KeySource
+	}
+	if ap.Directory != nil && !twice("home_regions", affinity.AnnotationHomeRegions, s.HomeRegions != "") {
+		p.Directory = ap.Directory
+	}
+	if ap.Residency != nil && !twice("residency", affinity.AnnotationResidency, s.Residency != "") {
+		p.Residency = ap.Residency
+	}
+	if ap.Budget != nil && !twice("cross_region_budget", affinity.AnnotationCrossRegionBudget, s.CrossRegionBudget != "") {
+		p.Budget = ap.Budget
+	}
+	if ap.ReplicationLagBound > 0 && !twice("replication_lag_bound", affinity.AnnotationReplicationLagBound, s.ReplicationLagBound != 0) {
+		p.LagBound = ap.ReplicationLagBound
+	}
 }
 
 // prefixErrors puts path before every error joined in err.

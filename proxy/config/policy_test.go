@@ -74,10 +74,10 @@ func TestPolicyErrorsNameTheFieldOrAnnotation(t *testing.T) {
 		{"residency in an unknown region", []string{`residency: "eu-west,moon"`}, `services[0].residency: `},
 		{"bad op rule", []string{`ops: {routes: [{prefix: /x, op: maybe}]}`}, `services[0].ops.routes[0].op: `},
 		{"a gRPC method both read and write", []string{`ops: {grpc_reads: [/a.B/C], grpc_writes: [/a.B/C]}`}, `services[0].ops: `},
-		{"unknown geode.io annotation", []string{`annotations: {geode.io/consitency: session}`}, `services[0].annotations["geode.io/consitency"]: unknown geode.io annotation`},
-		{"bad annotation value names the annotation", []string{`annotations: {geode.io/consistency: sometimes}`}, `services[0].annotations["geode.io/consistency"]: `},
-		{"annotation and field for the same thing", []string{`consistency: session`, `annotations: {geode.io/consistency: strong}`}, `services[0].annotations["geode.io/consistency"]: consistency is set too`},
-		{"bad lag bound annotation", []string{`annotations: {geode.io/replication-lag-bound: soon}`}, `services[0].annotations["geode.io/replication-lag-bound"]: "soon" is not a positive duration`},
+		{"unknown geode.io annotation", []string{`annotations: {geode.io/consitency: session}`}, `services[0].annotations: service "profiles": annotation geode.io/consitency: unknown geode annotation`},
+		{"bad annotation value names the annotation", []string{`annotations: {geode.io/consistency: sometimes}`}, `services[0].annotations: geode.io/consistency: `},
+		{"annotation and field for the same thing", []string{`consistency: session`, `annotations: {geode.io/consistency: strong}`}, `services[0].annotations: geode.io/consistency and field consistency both set the same policy`},
+		{"bad lag bound annotation", []string{`annotations: {geode.io/replication-lag-bound: soon}`}, `services[0].annotations: service "profiles": annotation geode.io/replication-lag-bound: "soon"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse([]byte(withPolicy(tc.lines...)))

@@ -3,6 +3,7 @@ package sidecar
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -174,16 +175,8 @@ func httpGet(t *testing.T, c *http.Client, url, host string) (*http.Response, st
 		t.Fatalf("GET %s (Host %s): %v", url, host, err)
 	}
 	defer resp.Body.Close()
-	var b strings.Builder
-	buf := make([]byte, 4096)
-	for {
-		n, err := resp.Body.Read(buf)
-		b.Write(buf[:n])
-		if err != nil {
-			break
-		}
-	}
-	return resp, b.String()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
 }
 
 func mustURL(t *testing.T, s string) *url.URL {

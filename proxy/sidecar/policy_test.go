@@ -3,6 +3,7 @@ package sidecar
 import (
 	"crypto/rand"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -64,17 +65,9 @@ func call(t *testing.T, sc *running, method, user, token string) callResult {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var b strings.Builder
-	buf := make([]byte, 4096)
-	for {
-		n, err := resp.Body.Read(buf)
-		b.Write(buf[:n])
-		if err != nil {
-			break
-		}
-	}
+	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	return callResult{status: resp.StatusCode, region: resp.Header.Get("Geode-Region"), reason: resp.Header.Get("Geode-Reason"), body: b.String(), token: resp.Header.Get("Geode-Session")}
+	return callResult{status: resp.StatusCode, region: resp.Header.Get("Geode-Region"), reason: resp.Header.Get("Geode-Reason"), body: string(b), token: resp.Header.Get("Geode-Session")}
 }
 
 func startPolicySidecar(t *testing.T, yaml string, ring *consistency.KeyRing) *running {

@@ -26,15 +26,7 @@ func TestGRPCThroughSidecar(t *testing.T) {
 	east, west := startProfiles(t, "us-east"), startProfiles(t, "eu-west")
 	sc := startSidecar(t, fmt.Sprintf(twoRegions, "grpc", east, west), nil)
 
-	cc, err := grpc.NewClient("passthrough:///web", grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "tcp", sc.outbound)
-		}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cc.Close()
-	client := profiles.NewClient(cc)
+	client := profiles.NewClient(dialSidecar(t, sc.outbound, "web"))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
@@ -199,15 +191,7 @@ func TestGRPCPolicyByMethodAndMetadata(t *testing.T) {
 		`ops: {grpc_reads: ["`+profiles.MethodGet+`", "`+profiles.MethodWatch+`"], grpc_writes: ["`+profiles.MethodPut+`"]}`,
 	)
 	sc := startSidecar(t, conf, nil)
-	cc, err := grpc.NewClient("passthrough:///web", grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "tcp", sc.outbound)
-		}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cc.Close()
-	client := profiles.NewClient(cc)
+	client := profiles.NewClient(dialSidecar(t, sc.outbound, "web"))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	call := func(user string, fn func(context.Context, ...grpc.CallOption) error) (region, reason string) {
@@ -236,4 +220,19 @@ func TestGRPCPolicyByMethodAndMetadata(t *testing.T) {
 	if region, reason := call("ada", get); region != "us-east" || reason != "local" {
 		t.Fatalf("Get (a read) for ada: %s (%s), want local", region, reason)
 	}
+}
+
+// dialSidecar returns a gRPC client connection that calls authority through the
+// sidecar's outbound listener, closed when the test ends.
+func dialSidecar(t *testing.T, outbound, authority string) *grpc.ClientConn {
+	t.Helper()
+	cc, err := grpc.NewClient("passthrough:///"+authority, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "tcp", outbound)
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cc.Close() })
+	return cc
 }
