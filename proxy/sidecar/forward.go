@@ -47,7 +47,7 @@ const ejectFor = time.Second
 // is passed on when no further attempt is allowed. A 421 from a peer sidecar whose
 // replica lacks the session's writes sends the request to the region it names (reason
 // ryw): not a failure of the region, but a cross-region hop the budget pays for.
-func (s *Sidecar) forward(ctx context.Context, r *http.Request, st *route.State, svc *route.Service, c *affinity.Candidates, retryable bool) outcome {
+func (s *Sidecar) forward(ctx context.Context, r *http.Request, st *route.State, svc *route.Service, req *affinity.Request, c *affinity.Candidates, retryable bool) outcome {
 	var body *replayBody
 	if hasBody(r) {
 		body = newReplayBody(r.Body, r.ContentLength)
@@ -91,7 +91,7 @@ func (s *Sidecar) forward(ctx context.Context, r *http.Request, st *route.State,
 			mayContinue = s.mayTryAgain(svc, body, unprocessed, retryable)
 			continue
 		}
-		if target, ok := s.misdirected(resp, st, svc); ok {
+		if target, ok := s.misdirected(resp, st, svc, req); ok {
 			done(nil) // the region answered: its replica is only behind
 			s.metrics.attempts.WithLabelValues(svc.Name, pool.Name, "misdirected").Inc()
 			behind.Add(region)
@@ -131,13 +131,13 @@ func (s *Sidecar) forward(ctx context.Context, r *http.Request, st *route.State,
 }
 
 // misdirected reports whether resp is a peer sidecar's 421 naming a region of the
-// service that has the session's writes.
-func (s *Sidecar) misdirected(resp *http.Response, st *route.State, svc *route.Service) (affinity.Region, bool) {
+// service that has the session's writes and that the request may go to (residency).
+func (s *Sidecar) misdirected(resp *http.Response, st *route.State, svc *route.Service, req *affinity.Request) (affinity.Region, bool) {
 	if resp.StatusCode != http.StatusMisdirectedRequest {
 		return 0, false
 	}
 	r, ok := st.Region(resp.Header.Get(headerRegionHint))
-	if !ok || svc.Pools[r] == nil {
+	if !ok || svc.Pools[r] == nil || req.Restricted && !req.Allowed.Has(r) {
 		return 0, false
 	}
 	return r, true

@@ -4,6 +4,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/sony/gobreaker/v2"
+
+	"github.com/geodemesh/geode/proxy/route"
 )
 
 // metrics are the sidecar's Prometheus metrics, on a registry of its own (never the
@@ -26,7 +28,28 @@ type metrics struct {
 	misdirected *prometheus.CounterVec   // service: inbound 421s, the local replica behind a session
 }
 
-func newMetrics() *metrics {
+// budgetCollector reports each service's cross-region budget remaining, read from the
+// routing state in force at scrape time.
+type budgetCollector struct {
+	state func() *route.State
+	desc  *prometheus.Desc
+}
+
+func (c budgetCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c budgetCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.state()
+	if st == nil {
+		return
+	}
+	for _, svc := range st.Services() {
+		if svc.Budget != nil {
+			ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, svc.Budget.Remaining(), svc.Name, st.LocalName(), svc.BudgetConf.Mode.String())
+		}
+	}
+}
+
+func newMetrics(state func() *route.State) *metrics {
 	m := &metrics{
 		registry: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -71,6 +94,9 @@ func newMetrics() *metrics {
 		Name: "geode_ryw_misdirected_total", Help: "Session reads the inbound listener answered with 421 because the local replica had not applied the session's writes in time.",
 	}, []string{"service"})
 	m.registry.MustRegister(
+		budgetCollector{state: state, desc: prometheus.NewDesc("geode_cross_region_budget_remaining",
+			"Cross-region calls the service may still make from this region in the current window (negative: over budget, in shadow mode).",
+			[]string{"service", "src_region", "mode"}, nil)},
 		m.tokens, m.overBudget, m.misdirected,
 		m.requests, m.duration, m.crossRegion, m.attempts, m.rejected, m.dropped,
 		m.retries, m.breaker, m.transitions, m.swaps,

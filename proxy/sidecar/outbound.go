@@ -72,7 +72,7 @@ func (s *Sidecar) serveOutbound(w http.ResponseWriter, r *http.Request) {
 		out = outcome{reason: cands.Reason(), err: refusal(st, svc, cands, preq, key)}
 	} else {
 		// A read (however sent) or an idempotent method may be retried elsewhere.
-		out = s.forward(ctx, r, st, svc, cands, idempotent(r.Method) || !preq.Write)
+		out = s.forward(ctx, r, st, svc, preq, cands, idempotent(r.Method) || !preq.Write)
 	}
 
 	// 8. Respond: fold the response into the session token, stamp the serving region.

@@ -169,8 +169,12 @@ func TestCrossRegionBudget(t *testing.T) {
 		if got.status != http.StatusTooManyRequests || !strings.Contains(got.body, `cross-region budget from us-east is spent (ratio=0,min=0,window=10s,mode=enforce)`) {
 			t.Fatalf("home write over budget: %d %q, want 429 naming the budget", got.status, got.body)
 		}
-		if m := scrape(t, sc.admin); !containsMetric(m, `geode_cross_region_over_budget_total{mode="enforce",service="web"}`) {
+		m := scrape(t, sc.admin)
+		if !containsMetric(m, `geode_cross_region_over_budget_total{mode="enforce",service="web"}`) {
 			t.Error("over-budget hops not counted")
+		}
+		if !strings.Contains(m, `geode_cross_region_budget_remaining{mode="enforce",service="web",src_region="us-east"} 0`) {
+			t.Error("budget remaining not reported as 0")
 		}
 	})
 	t.Run("shadow: hops go, and are counted as over budget", func(t *testing.T) {

@@ -107,4 +107,11 @@ func TestOutboundFollowsA421ToTheRegionWithTheData(t *testing.T) {
 	if behind.reads.Load() != 0 {
 		t.Fatal("the replica behind served the read")
 	}
+
+	// Residency outranks read-your-writes: a 421 never takes a request out of its set.
+	resident := startPolicySidecar(t, policyConfig("eu-west", east.inbound, west.inbound, policyLines("consistency: session", `residency: "eu-west"`), nil), ring)
+	got = call(t, resident, "GET", "x", sessionToken(t, ring, "us-east", 5))
+	if got.status != http.StatusMisdirectedRequest || got.region != "eu-west" {
+		t.Fatalf("resident read: %d from %s, want eu-west's 421 passed on", got.status, got.region)
+	}
 }

@@ -89,7 +89,6 @@ func New(opts Options) (*Sidecar, error) {
 		tracing:      tracing.Enabled(opts.TracerProvider),
 		tracer:       opts.TracerProvider.Tracer("github.com/geodemesh/geode/proxy/sidecar"),
 		propagator:   tracing.Propagator(),
-		metrics:      newMetrics(),
 		decisions:    newDecisionLog(opts.Config.Debug.Decisions),
 		registry:     route.NewRegistry(),
 		policies:     affinity.Chain(),
@@ -98,6 +97,7 @@ func New(opts Options) (*Sidecar, error) {
 		opts:         opts,
 		addrs:        map[string]net.Addr{},
 	}
+	s.metrics = newMetrics(s.state.Load)
 	s.registry.OnBreakerChange = s.metrics.breakerChanged
 	for _, cidr := range opts.Config.App.TrustedPeers {
 		_, n, err := net.ParseCIDR(cidr)
