@@ -102,21 +102,26 @@ func (c *Candidates) Prefer(first func(Region) bool) {
 	copy(c.list[j:], rest[:k])
 }
 
-// Promote puts r at position i (or at the end, if the list is shorter), removing it
-// from where it was; the others keep their order.
-func (c *Candidates) Promote(i int, r Region) {
-	j := 0
-	for k := range int(c.n) {
-		if c.list[k] != r {
-			c.list[j] = c.list[k]
-			j++
+// Has reports whether r is a candidate at position i or later.
+func (c *Candidates) Has(i int, r Region) bool {
+	for k := i; k < int(c.n); k++ {
+		if c.list[k] == r {
+			return true
 		}
 	}
-	if j == MaxRegions {
-		j--
+	return false
+}
+
+// Promote moves r, if it is at position i or later, to position i, shifting the
+// candidates between; earlier positions (already tried) are left alone. It reports
+// whether r was found.
+func (c *Candidates) Promote(i int, r Region) bool {
+	for k := i; k < int(c.n); k++ {
+		if c.list[k] == r {
+			copy(c.list[i+1:k+1], c.list[i:k])
+			c.list[i] = r
+			return true
+		}
 	}
-	i = min(i, j)
-	copy(c.list[i+1:j+1], c.list[i:j])
-	c.list[i] = r
-	c.n = uint8(j + 1)
+	return false
 }

@@ -97,3 +97,14 @@ func BenchmarkDecide(b *testing.B) {
 		Decide(v, &req, policies, &c)
 	}
 }
+
+func TestPromoteMovesOnlyUntriedCandidates(t *testing.T) {
+	var c Candidates
+	c.Reset([]Region{usEast, euWest, usWest})
+	if c.Promote(1, usEast) || c.Has(1, usEast) {
+		t.Fatal("a candidate already tried (position 0) must not be promoted again")
+	}
+	if !c.Promote(1, usWest) || !slices.Equal(list(&c), []Region{usEast, usWest, euWest}) {
+		t.Fatalf("after Promote(1, us-west): %v", list(&c))
+	}
+}

@@ -16,7 +16,10 @@ const usage = `geode — region-aware sidecar and control plane for active-activ
 Usage:
   geode sidecar --config FILE     run a sidecar (SIGHUP reloads FILE; SIGTERM drains and exits)
   geode sidecar --check FILE      validate a sidecar config and exit
-  geode demo [--json]             run three regions on loopback, send a workload, print a report
+  geode demo [--json] [--duration 15s] [--no-fault]
+                                  three regions on loopback: Geode routing next to naive routing
+  geode controlplane --config DIR --insecure
+                                  serve xDS (ADS, SotW and Delta) for one region's fleet (first step)
   geode token decode [--keys FILE] TOKEN
                                   print a session token's contents, and verify it with --keys
   geode token new --keys FILE     mint a session token (for tests and demos)
@@ -61,6 +64,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runDemo(ctx, args[1:], stdout, stderr)
 	case "token":
 		return runToken(ctx, args[1:], stdout, stderr)
+	case "controlplane":
+		return runControlplane(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "geode", version)
 		return nil

@@ -92,9 +92,12 @@ type arm struct {
 	tokens  bool   // sessions send their geode-session token back
 }
 
-var arms = [...]arm{
-	{name: ArmGeode, service: fleet.ServiceHTTP, tokens: true},
-	{name: ArmNaive, service: fleet.ServiceNaive, tokens: false},
+// arms returns both arms, geode first.
+func arms() [2]arm {
+	return [2]arm{
+		{name: ArmGeode, service: fleet.ServiceHTTP, tokens: true},
+		{name: ArmNaive, service: fleet.ServiceNaive, tokens: false},
+	}
 }
 
 // check is what the read-your-writes check made of a read.
@@ -104,20 +107,22 @@ const (
 	unchecked check = iota // a write, an error, or a read of a key the session has not written
 	seen                   // the read showed the session's last write of the key, or a later one
 	missed                 // it did not (a violation, unless the fault lost the write)
+	flagged                // it did not, and Geode said so (Geode-Degraded): the region with the write could not serve
 )
 
 // sample is one session request as the session saw it.
 type sample struct {
-	caller  string        // region whose sidecar was called
-	at      time.Duration // sent, since the workload started
-	latency time.Duration
-	write   bool
-	key     string
-	status  int    // 0 when no response arrived
-	served  string // Geode-Region
-	reason  string // Geode-Reason
-	version string // geode-version: the write's, or the version of the profile read
-	err     string // why it counts as an error; "" if it does not
+	caller   string        // region whose sidecar was called
+	at       time.Duration // sent, since the workload started
+	latency  time.Duration
+	write    bool
+	key      string
+	status   int    // 0 when no response arrived
+	served   string // Geode-Region
+	reason   string // Geode-Reason
+	version  string // geode-version: the write's, or the version of the profile read
+	degraded string // Geode-Degraded: a guarantee Geode says this response does not carry
+	err      string // why it counts as an error; "" if it does not
 
 	check   check
 	wrote   consistency.Version // the session's last write of key, when checked
@@ -146,7 +151,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	sessions := opts.Concurrency * len(f.Regions()) * len(arms)
+	sessions := opts.Concurrency * len(f.Regions()) * len(arms())
 	transport := &http.Transport{MaxIdleConnsPerHost: sessions, IdleConnTimeout: 30 * time.Second}
 	client := &http.Client{Transport: transport, Timeout: requestTimeout}
 	report, runErr := run(ctx, f, client, opts)
@@ -168,14 +173,13 @@ func run(ctx context.Context, f *fleet.Fleet, client *http.Client, opts Options)
 	defer cancel()
 	maxPerSession := int(opts.Duration/opts.Interval) + 1
 
-	results := make([][][]sample, len(arms)) // arm → session → samples
+	results := make([][][]sample, len(arms())) // arm → session → samples
 	var wg sync.WaitGroup
-	for ai, a := range arms {
+	for ai, a := range arms() {
 		results[ai] = make([][]sample, opts.Concurrency*len(regions))
 		for si := range results[ai] {
 			s := &session{
 				arm:     a,
-				id:      si,
 				client:  client,
 				regions: regions,
 				at:      si % len(regions), // Concurrency sessions start in each region
@@ -214,7 +218,6 @@ func run(ctx context.Context, f *fleet.Fleet, client *http.Client, opts Options)
 // the region it is in, and moves to another region every TravelEvery requests.
 type session struct {
 	arm     arm
-	id      int
 	client  *http.Client
 	regions []*fleet.Region
 	at      int // index of the region the user is in
@@ -293,6 +296,7 @@ func (s *session) do(ctx context.Context, key string, write bool, start time.Tim
 	smp.served = resp.Header.Get("Geode-Region")
 	smp.reason = resp.Header.Get("Geode-Reason")
 	smp.version = resp.Header.Get(consistency.HeaderVersion)
+	smp.degraded = resp.Header.Get("Geode-Degraded")
 	if tok := resp.Header.Get(consistency.HeaderSession); tok != "" && s.arm.tokens {
 		s.token = tok
 	}
@@ -320,9 +324,12 @@ func (s *session) observe(smp *sample) {
 		return // nothing to check (a never-written key may 404), or an error (counted as such)
 	}
 	smp.wrote, smp.wroteAt = w.v, w.at
-	if sees(smp.status, smp.version, w.v) {
+	switch {
+	case sees(smp.status, smp.version, w.v):
 		smp.check = seen
-	} else {
+	case smp.degraded != "":
+		smp.check = flagged
+	default:
 		smp.check = missed
 	}
 }

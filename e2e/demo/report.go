@@ -43,6 +43,9 @@ type Arm struct {
 	ReadsChecked  int `json:"reads_checked"`
 	RYWViolations int `json:"ryw_violations"`
 	LostByFault   int `json:"lost_by_fault"`
+	// Flagged counts checked reads that did not show the write and said so
+	// (Geode-Degraded): served during an outage of the only region that had it.
+	Flagged int `json:"ryw_flagged"`
 	// LocalFraction is the fraction of requests served in the caller's region;
 	// LocalReadFraction the same for reads only (writes of a key go to its home).
 	LocalFraction     float64 `json:"local_fraction"`
@@ -71,6 +74,7 @@ type RegionReport struct {
 	ReadsChecked      int     `json:"reads_checked"`
 	RYWViolations     int     `json:"ryw_violations"`
 	LostByFault       int     `json:"lost_by_fault"`
+	Flagged           int     `json:"ryw_flagged"`
 	// CrossRegion counts responses served by another region, by Geode-Reason.
 	CrossRegion map[string]int `json:"cross_region"`
 	// DuringFault is the same, for requests sent while the fault region's app was down.
@@ -83,6 +87,8 @@ type Window struct {
 	Errors        int            `json:"errors"`
 	LocalFraction float64        `json:"local_fraction"`
 	CrossRegion   map[string]int `json:"cross_region"`
+
+	local int // requests served in the caller's region
 }
 
 // Fault says whether the fault was injected and when, in ms since the workload started.
@@ -106,7 +112,7 @@ func (f *Fault) lost(s *sample) bool {
 
 func buildReport(regions []*fleet.Region, results [][][]sample, fault *Fault, elapsed time.Duration) *Report {
 	rep := &Report{DurationMS: ms(elapsed), Fault: fault}
-	for ai, a := range arms {
+	for ai, a := range arms() {
 		ar := buildArm(a, regions, results[ai], fault)
 		if a.name == ArmGeode {
 			rep.Arm = *ar
@@ -173,6 +179,9 @@ func buildArm(a arm, regions []*fleet.Region, sessions [][]sample, fault *Fault)
 				} else {
 					rr.RYWViolations++
 				}
+			case flagged:
+				rr.ReadsChecked++
+				rr.Flagged++
 			}
 			if s.err != "" {
 				rr.Errors++
@@ -210,6 +219,7 @@ func buildArm(a arm, regions []*fleet.Region, sessions [][]sample, fault *Fault)
 		rr.LocalFraction = fraction(rlocal, rr.Requests)
 		rr.LocalReadFraction = fraction(rlocalReads, rr.Reads)
 		if window != nil {
+			window.local = wlocal
 			window.LocalFraction = fraction(wlocal, window.Requests)
 			rr.DuringFault = window
 		}
@@ -221,6 +231,7 @@ func buildArm(a arm, regions []*fleet.Region, sessions [][]sample, fault *Fault)
 		ar.ReadsChecked += rr.ReadsChecked
 		ar.RYWViolations += rr.RYWViolations
 		ar.LostByFault += rr.LostByFault
+		ar.Flagged += rr.Flagged
 		local += rlocal
 		localReads += rlocalReads
 		ar.Regions = append(ar.Regions, rr)
@@ -294,7 +305,11 @@ func (r *Report) WriteTable(w io.Writer) error {
 		}
 	}
 	if f := r.Fault; f != nil && f.Enabled {
-		fmt.Fprintf(w, "\nfault: %s app stopped at +%.1fs, restarted (empty, next epoch) at +%.1fs\n", f.Region, f.StoppedAtMS/1000, f.RestartedAtMS/1000)
+		fmt.Fprintf(w, "\nfault: %s app stopped at +%.1fs, restarted (empty, next epoch) at +%.1fs; while it was down:\n", f.Region, f.StoppedAtMS/1000, f.RestartedAtMS/1000)
+		for _, b := range blocks {
+			d := b.a.duringFault()
+			fmt.Fprintf(w, "  %s: %d requests, %d errors, %.1f%% local, cross-region {%s}\n", b.a.Name, d.Requests, d.Errors, 100*d.LocalFraction, reasons(d.CrossRegion, ""))
+		}
 	} else {
 		fmt.Fprintln(w, "\nfault: none")
 	}
@@ -313,10 +328,32 @@ func (r *Report) WriteTable(w io.Writer) error {
 	if r.LostByFault+r.Naive.LostByFault > 0 {
 		fmt.Fprintf(w, " (lost by the fault, not counted: geode %d, naive %d)", r.LostByFault, r.Naive.LostByFault)
 	}
+	if r.Flagged > 0 {
+		fmt.Fprintf(w, "; geode flagged %d stale reads as degraded (the region with the write could not serve)", r.Flagged)
+	}
 	fmt.Fprintf(w, "\ncross-region calls: geode {%s}, naive {%s}\n", reasons(r.CrossRegionCalls, ""), reasons(r.Naive.CrossRegionCalls, ""))
 	_, err := fmt.Fprintf(w, "served in the caller's region: geode %.1f%% (reads %.1f%%), naive %.1f%% (reads %.1f%%)\n",
 		100*r.LocalFraction, 100*r.LocalReadFraction, 100*r.Naive.LocalFraction, 100*r.Naive.LocalReadFraction)
 	return err
+}
+
+// duringFault sums the regions' fault windows.
+func (a *Arm) duringFault() Window {
+	sum := Window{CrossRegion: map[string]int{}}
+	for _, rr := range a.Regions {
+		d := rr.DuringFault
+		if d == nil {
+			continue
+		}
+		sum.Requests += d.Requests
+		sum.Errors += d.Errors
+		sum.local += d.local
+		for k, n := range d.CrossRegion {
+			sum.CrossRegion[k] += n
+		}
+	}
+	sum.LocalFraction = fraction(sum.local, sum.Requests)
+	return sum
 }
 
 func (a *Arm) writeTable(w io.Writer, title string) error {

@@ -24,7 +24,7 @@
 // Options.Lag is therefore the whole replication delay.
 //
 // StopApp stops a region's app and leaves its sidecar running (the inbound listener then
-// answers 502); StartApp starts a new, empty Store on the same address with the next
+// answers 503, marked unprocessed, so callers go elsewhere); StartApp starts a new, empty Store on the same address with the next
 // epoch, so peers accept its restarted sequence.
 //
 // # Imports

@@ -320,12 +320,13 @@ func (f *Fleet) config(r *Region, rtts map[pair]time.Duration, link map[[2]strin
 		Services: []config.Service{
 			{Name: ServiceHTTP, Authorities: []string{ServiceHTTP}, Protocol: config.ProtocolHTTP1, Endpoints: eps,
 				Timeouts:      config.Timeouts{Request: config.Duration(requestTimeout)},
+				Breaker:       fastBreaker(),
 				Consistency:   "session",
 				AffinityKey:   "path:/users/{key}",
 				HomeRegions:   "hash=" + strings.Join(f.names(), ","),
 				WriteFailover: "nearest"},
 			{Name: ServiceNaive, Authorities: []string{ServiceNaive}, Protocol: config.ProtocolHTTP1, Endpoints: eps,
-				Timeouts: config.Timeouts{Request: config.Duration(requestTimeout)}},
+				Timeouts: config.Timeouts{Request: config.Duration(requestTimeout)}, Breaker: fastBreaker()},
 			{Name: ServiceGRPC, Authorities: []string{ServiceGRPC}, Protocol: config.ProtocolGRPC, Endpoints: eps},
 		},
 		Limits: config.Limits{DrainTimeout: config.Duration(drainTimeout)},
@@ -348,6 +349,12 @@ func (f *Fleet) names() []string {
 		out[i] = r.Name
 	}
 	return out
+}
+
+// fastBreaker opens after 3 failures and probes again after a second, so that a
+// region's recovery shows within a short demo.
+func fastBreaker() config.Breaker {
+	return config.Breaker{ConsecutiveFailures: 3, OpenFor: config.Duration(time.Second)}
 }
 
 // randomKeyRing returns a ring with one fresh random key, valid for a day.
@@ -480,7 +487,7 @@ func (r *Region) Store() *profiles.Store {
 }
 
 // StopApp stops the region's app (a graceful shutdown, bounded) and waits for it; the
-// sidecar keeps running, so its inbound listener answers 502 until StartApp. Stopping a
+// sidecar keeps running, so its inbound listener answers 503, marked unprocessed (so callers go elsewhere), until StartApp. Stopping a
 // stopped app does nothing.
 func (r *Region) StopApp() error {
 	r.mu.Lock()

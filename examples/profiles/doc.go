@@ -40,9 +40,10 @@
 // # Conflict rule
 //
 // Concurrent writes of the same id in different regions are resolved last-writer-wins by a
-// Lamport timestamp, ties broken by origin name: every replica keeps a Lamport clock, a
-// local write is stamped clock+1, an applied replicated write advances the clock to its
-// stamp. The write with the larger (stamp, origin) wins everywhere, so replicas converge
+// hybrid logical timestamp, ties broken by origin name: every replica keeps a clock, a
+// local write is stamped max(clock+1, wall-clock milliseconds), an applied replicated
+// write advances the clock to its stamp. (The wall-clock floor keeps a replica that
+// restarted empty from stamping new writes below older ones it never saw.) The write with the larger (stamp, origin) wins everywhere, so replicas converge
 // once they have applied the same writes, and a write made after observing another one
 // (in the same region) always wins over it.
 //

@@ -276,7 +276,7 @@ func TestApplyOrderDuplicatesAndGaps(t *testing.T) {
 	if p, _ := s.Get("x"); p.Name != "local" {
 		t.Fatalf("older Lamport stamp replaced a newer local write: %+v", p)
 	}
-	s.apply([]write{w(5, 100, "five")})
+	s.apply([]write{w(5, uint64(time.Now().Add(time.Hour).UnixMilli()), "five")}) // a later stamp wins
 	if p, _ := s.Get("x"); p.Name != "five" || s.Watermark()["b"].Seq != 2 {
 		t.Fatalf("after gap: %+v, watermark %s (want frozen at b:1:2)", p, s.Watermark())
 	}

@@ -89,7 +89,7 @@ type Store struct {
 	mu       sync.Mutex
 	profiles map[string]write
 	seq      uint64 // this origin's last seq
-	clock    uint64 // Lamport clock
+	clock    uint64 // hybrid logical clock (Lamport, floored by wall-clock milliseconds)
 	origins  map[string]*originState
 	watchers map[*watcher]struct{}
 }
@@ -174,7 +174,9 @@ func (s *Store) Put(id, name, email string) Profile {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.seq++
-	s.clock++
+	// A hybrid logical clock: at least the wall clock in milliseconds, so a replica
+	// that restarted empty does not stamp new writes below ones it never saw.
+	s.clock = max(s.clock+1, uint64(time.Now().UnixMilli()))
 	w := write{
 		Profile: Profile{ID: id, Name: name, Email: email, Version: consistency.Version{
 			Origin:   s.cfg.Region,

@@ -57,6 +57,7 @@ func (s *Sidecar) forward(ctx context.Context, r *http.Request, st *route.State,
 	order := *c                   // a copy: a 421 may put a region ahead of the rest
 	rywAt := -1                   // the position a 421 sent the request to
 	var behind affinity.RegionSet // regions whose replica answered 421
+	degradedOK := false           // set once a 421 names a region this request cannot use
 	var tried []string            // "region (why)", for the error a client gets when all fail
 	mayContinue := true
 	out := outcome{reason: c.Reason()}
@@ -74,7 +75,7 @@ func (s *Sidecar) forward(ctx context.Context, r *http.Request, st *route.State,
 		if i == rywAt {
 			reason = affinity.ReasonRYW
 		}
-		resp, why, unprocessed := s.attemptRegion(ctx, r, body, st, svc, pool, reason, out.attempts)
+		resp, why, unprocessed := s.attemptRegion(ctx, r, body, st, svc, pool, try{reason: reason, n: out.attempts, degradedOK: degradedOK})
 		if resp == nil {
 			if ctx.Err() != nil && r.Context().Err() != nil {
 				done(context.Canceled) // the client went away: not the region's fault
@@ -91,19 +92,31 @@ func (s *Sidecar) forward(ctx context.Context, r *http.Request, st *route.State,
 			mayContinue = s.mayTryAgain(svc, body, unprocessed, retryable)
 			continue
 		}
-		if target, ok := s.misdirected(resp, st, svc, req); ok {
+		if resp.StatusCode == http.StatusMisdirectedRequest && resp.Header.Get(headerRegionHint) != "" {
+			// A peer's replica lacks the session's writes and names the region that has them.
 			done(nil) // the region answered: its replica is only behind
 			s.metrics.attempts.WithLabelValues(svc.Name, pool.Name, "misdirected").Inc()
 			behind.Add(region)
-			if behind.Has(target) || body != nil && !body.replayable() || svc.Budget != nil && target != st.Local && !s.spendRequired(svc) {
-				out.resp, out.pool, out.reason, out.status = resp, pool, reason, resp.StatusCode
-				return out
+			resendable := body == nil || body.replayable()
+			target, ok := s.redirectTarget(resp, st, svc, req)
+			switch {
+			case ok && resendable && !behind.Has(target) && order.Has(i+1, target) && (svc.Budget == nil || target == st.Local || s.spendRequired(svc)):
+				discard(resp)
+				tried = append(tried, pool.Name+" (replica behind the session)")
+				order.Promote(i+1, target)
+				rywAt = i + 1
+				continue
+			case !degradedOK && resendable:
+				// The region with the data cannot be used by this request (unknown,
+				// outside residency, already failed, breaker open, or over budget): ask
+				// this region once more to serve what it has, flagged, rather than fail.
+				discard(resp)
+				degradedOK = true
+				i--
+				continue
 			}
-			discard(resp)
-			tried = append(tried, pool.Name+" (replica behind the session)")
-			order.Promote(i+1, target)
-			rywAt = i + 1
-			continue
+			out.resp, out.pool, out.reason, out.status = resp, pool, reason, resp.StatusCode
+			return out
 		}
 		// A peer sidecar that could not reach its app says so (for gRPC inside a 200).
 		unprocessed = resp.Header.Get(headerUnprocessed) != ""
@@ -130,12 +143,9 @@ func (s *Sidecar) forward(ctx context.Context, r *http.Request, st *route.State,
 	return out
 }
 
-// misdirected reports whether resp is a peer sidecar's 421 naming a region of the
-// service that has the session's writes and that the request may go to (residency).
-func (s *Sidecar) misdirected(resp *http.Response, st *route.State, svc *route.Service, req *affinity.Request) (affinity.Region, bool) {
-	if resp.StatusCode != http.StatusMisdirectedRequest {
-		return 0, false
-	}
+// redirectTarget returns the region a peer's 421 names, when it is a region of the
+// service that the request may go to (residency).
+func (s *Sidecar) redirectTarget(resp *http.Response, st *route.State, svc *route.Service, req *affinity.Request) (affinity.Region, bool) {
 	r, ok := st.Region(resp.Header.Get(headerRegionHint))
 	if !ok || svc.Pools[r] == nil || req.Restricted && !req.Allowed.Has(r) {
 		return 0, false
@@ -173,10 +183,19 @@ func (s *Sidecar) mayTryAgain(svc *route.Service, body *replayBody, unprocessed,
 	return true
 }
 
+// try is what one attempt carries besides the request.
+type try struct {
+	reason affinity.Reason
+	n      int // the attempt's number, from 1
+	// degradedOK asks the peer to serve a session read with what its replica has
+	// (flagged) instead of a 421, because the region with the data cannot be reached.
+	degradedOK bool
+}
+
 // attemptRegion sends r to one endpoint of pool, moving to another endpoint of the same
 // region when one refuses the connection. It returns the response, or nil with a short
 // reason and whether the request is known to be unprocessed (it never connected).
-func (s *Sidecar) attemptRegion(ctx context.Context, r *http.Request, body *replayBody, st *route.State, svc *route.Service, pool *route.Pool, reason affinity.Reason, attempt int) (*http.Response, string, bool) {
+func (s *Sidecar) attemptRegion(ctx context.Context, r *http.Request, body *replayBody, st *route.State, svc *route.Service, pool *route.Pool, t try) (*http.Response, string, bool) {
 	why := "no endpoints"
 	for range len(pool.Endpoints) {
 		var rc io.ReadCloser
@@ -187,7 +206,7 @@ func (s *Sidecar) attemptRegion(ctx context.Context, r *http.Request, body *repl
 			}
 		}
 		ep := pool.Pick()
-		resp, err := s.attempt(ctx, r, rc, st, svc, pool, ep, reason, attempt)
+		resp, err := s.attempt(ctx, r, rc, st, svc, pool, ep, t)
 		if err == nil {
 			return resp, "", false
 		}
@@ -204,15 +223,15 @@ func (s *Sidecar) attemptRegion(ctx context.Context, r *http.Request, body *repl
 }
 
 // attempt sends one request to one endpoint, in a span of its own.
-func (s *Sidecar) attempt(ctx context.Context, r *http.Request, body io.ReadCloser, st *route.State, svc *route.Service, pool *route.Pool, ep *route.Endpoint, reason affinity.Reason, attempt int) (*http.Response, error) {
+func (s *Sidecar) attempt(ctx context.Context, r *http.Request, body io.ReadCloser, st *route.State, svc *route.Service, pool *route.Pool, ep *route.Endpoint, t try) (*http.Response, error) {
 	ctx, span := s.startSpan(ctx, nil, pool.AttemptSpanName, trace.SpanKindClient)
 	if span.IsRecording() {
 		span.SetAttributes(
 			tracing.SrcRegion.String(st.LocalName()),
 			tracing.DstRegion.String(pool.Name),
 			tracing.CrossRegion.Bool(pool.Region != st.Local),
-			tracing.Reason.String(reason.String()),
-			tracing.Attempt.Int(attempt),
+			tracing.Reason.String(t.reason.String()),
+			tracing.Attempt.Int(t.n),
 			tracing.Endpoint.String(ep.Addr),
 		)
 	}
@@ -238,6 +257,9 @@ func (s *Sidecar) attempt(ctx context.Context, r *http.Request, body io.ReadClos
 		out.ContentLength = 0
 	}
 	copyEndToEnd(out.Header, r.Header, nil)
+	if t.degradedOK {
+		out.Header[headerAcceptDegraded] = []string{"read-your-writes"}
+	}
 	s.inject(ctx, out.Header)
 
 	ep.Start()

@@ -14,6 +14,13 @@ const (
 	// its app: nothing was processed, so the caller's sidecar may send the request to
 	// another region whatever its method. It never reaches an app or a client.
 	headerUnprocessed = "Geode-Unprocessed"
+	// headerDegraded tells the app that a response does not carry a guarantee its
+	// service declares: "read-your-writes" when the only region with the session's
+	// writes could not serve and the read was answered with what the replica had.
+	headerDegraded = "Geode-Degraded"
+	// headerAcceptDegraded is sent by an outbound sidecar to a peer that answered 421
+	// when the region the 421 named cannot be used: serve what you have, flagged.
+	headerAcceptDegraded = "Geode-Accept-Degraded"
 )
 
 // The consistency package's header names in Go's canonical form: looking a header up

@@ -26,6 +26,9 @@ type metrics struct {
 	tokens      *prometheus.CounterVec   // result: valid, or why a token was treated as absent
 	overBudget  *prometheus.CounterVec   // service, mode
 	misdirected *prometheus.CounterVec   // service: inbound 421s, the local replica behind a session
+	// rywUnavailable: session reads served without the session's writes because the
+	// only region that has them cannot serve.
+	rywUnavailable *prometheus.CounterVec // service
 }
 
 // budgetCollector reports each service's cross-region budget remaining, read from the
@@ -93,7 +96,11 @@ func newMetrics(state func() *route.State) *metrics {
 	m.misdirected = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "geode_ryw_misdirected_total", Help: "Session reads the inbound listener answered with 421 because the local replica had not applied the session's writes in time.",
 	}, []string{"service"})
+	m.rywUnavailable = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "geode_ryw_unavailable_total", Help: "Session reads served without the session's writes because the only region that has them could not serve (down, fenced or its breaker open).",
+	}, []string{"service"})
 	m.registry.MustRegister(
+		m.rywUnavailable,
 		budgetCollector{state: state, desc: prometheus.NewDesc("geode_cross_region_budget_remaining",
 			"Cross-region calls the service may still make from this region in the current window (negative: over budget, in shadow mode).",
 			[]string{"service", "src_region", "mode"}, nil)},

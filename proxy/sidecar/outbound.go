@@ -81,7 +81,7 @@ func (s *Sidecar) serveOutbound(w http.ResponseWriter, r *http.Request) {
 		region = out.pool.Name
 		cross := out.pool.Region != st.Local
 		s.observeReplica(st, out.pool.Region, out.resp.Header, start)
-		s.renewSession(w, out.resp, st, svc, &sess, preq, region, start)
+		s.renewSession(w, out.resp, st, svc, &sess, preq, key, region, reason, start)
 		s.respond(w, out.resp, out.pool, reason)
 		if span.IsRecording() {
 			span.SetAttributes(tracing.DstRegion.String(region), tracing.CrossRegion.Bool(cross), tracing.Reason.String(reason.String()))

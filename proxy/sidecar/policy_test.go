@@ -51,6 +51,7 @@ type callResult struct {
 	region, reason string
 	body           string
 	token          string
+	degraded       string
 }
 
 func call(t *testing.T, sc *running, method, user, token string) callResult {
@@ -67,7 +68,7 @@ func call(t *testing.T, sc *running, method, user, token string) callResult {
 	}
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	return callResult{status: resp.StatusCode, region: resp.Header.Get("Geode-Region"), reason: resp.Header.Get("Geode-Reason"), body: string(b), token: resp.Header.Get("Geode-Session")}
+	return callResult{status: resp.StatusCode, region: resp.Header.Get("Geode-Region"), reason: resp.Header.Get("Geode-Reason"), body: string(b), token: resp.Header.Get("Geode-Session"), degraded: resp.Header.Get("Geode-Degraded")}
 }
 
 func startPolicySidecar(t *testing.T, yaml string, ring *consistency.KeyRing) *running {
@@ -253,5 +254,47 @@ func TestForgedAndForeignTokensAreTreatedAsAbsent(t *testing.T) {
 		if !containsMetric(m, fmt.Sprintf(`geode_session_tokens_total{result=%q}`, cause)) {
 			t.Errorf("tokens with result %s not counted", cause)
 		}
+	}
+}
+
+// A session sticks to where it lives, not to where its data lives: a first request that
+// is a write sent to its key's home region leaves the session sticky to the caller's
+// region.
+func TestAHomeWriteDoesNotMakeASessionStickToTheHome(t *testing.T) {
+	east, west := startBackend(t, regionHandler("us-east")), startBackend(t, regionHandler("eu-west"))
+	sc := startPolicySidecar(t, policyConfig("us-east", east.addr, west.addr, policyLines(`affinity_key: "header:X-User"`, `home_regions: "table=alice:eu-west"`), nil), testKeyRing(t))
+	got := call(t, sc, "PUT", "alice", "")
+	tok, _, err := consistency.Decode(got.token)
+	if got.region != "eu-west" || err != nil || tok.Region != "us-east" {
+		t.Fatalf("write served by %s; token sticky region %q (%v), want us-east", got.region, tok.Region, err)
+	}
+}
+
+// A write that failed over away from its home pins the session's reads of the service
+// to the region that took it, since replication has not brought it home yet.
+func TestAFailedOverWritePinsTheSessionsReads(t *testing.T) {
+	east := startBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(consistency.HeaderVersion, "us-east:1:7")
+	}))
+	west := startBackend(t, regionHandler("eu-west"))
+	ring := testKeyRing(t)
+	policy := policyLines(`consistency: session`, `affinity_key: "header:X-User"`, `home_regions: "table=alice:eu-west"`, `write_failover: nearest`)
+	inEast := startPolicySidecar(t, policyConfig("us-east", east.addr, west.addr, policy, map[string]string{"eu-west": "down"}), ring)
+	w := call(t, inEast, "PUT", "alice", "")
+	if w.region != "us-east" || w.reason != "failover" {
+		t.Fatalf("write: %+v, want a failover to us-east", w)
+	}
+	tok, _, _ := consistency.Decode(w.token)
+	svc := inEast.state.Load().Service("web")
+	if region, ok := tok.PinnedRegion(pinName(svc, "alice"), time.Now()); !ok || region != "us-east" {
+		t.Fatalf("token pins %+v, want alice's reads of web pinned to us-east", tok.Pins)
+	}
+	if _, ok := tok.PinnedRegion(pinName(svc, "bob"), time.Now()); ok {
+		t.Fatal("a pin for alice's key pins bob's too")
+	}
+	// eu-west is back, but has not got the write: the session's read goes to us-east.
+	inWest := startPolicySidecar(t, policyConfig("eu-west", east.addr, west.addr, policy, nil), ring)
+	if r := call(t, inWest, "GET", "alice", w.token); r.region != "us-east" || r.reason != "ryw" {
+		t.Fatalf("read after the failed-over write: %s (%s), want us-east (ryw)", r.region, r.reason)
 	}
 }

@@ -37,13 +37,22 @@ func (s *Sidecar) checkSession(w http.ResponseWriter, r *http.Request, st *route
 	if !sess.valid || len(sess.tok.Vector) == 0 {
 		return false
 	}
-	req, _ := s.classify(r, st, svc, &sess, now, false)
+	req, key := s.classify(r, st, svc, &sess, now, false)
 	if req.Write {
 		return false
+	}
+	if region, ok := pinned(&sess.tok, svc, key, now); ok && region == st.LocalName() {
+		return false // the session's latest write of this key is here: it is the newest
 	}
 	n := required(&sess.tok, st, &req)
 	local := st.Replicas[st.Local]
 	if n.coveredBy(local.Watermark()) {
+		return false
+	}
+	if r.Header.Get(headerAcceptDegraded) != "" {
+		// The caller cannot reach the region with the data: serve, flagged.
+		s.metrics.rywUnavailable.WithLabelValues(svc.Name).Inc()
+		w.Header().Set(headerDegraded, "read-your-writes")
 		return false
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), conf.readWait)
@@ -65,6 +74,15 @@ func (s *Sidecar) checkSession(w http.ResponseWriter, r *http.Request, st *route
 	// them, which only the home region can answer for): let it answer.
 	hint := n.missing(wm)
 	if hint == st.LocalName() {
+		return false
+	}
+	if r, ok := st.Region(hint); !ok || !regionUsable(svc, r) {
+		// The only region with the session's writes cannot serve (down, fenced, or its
+		// breaker open here): a session read is served with what this replica has
+		// rather than failed — the guarantee is degraded for the outage: flagged to the
+		// app on the response, and counted. Geode never returns an unflagged stale read.
+		s.metrics.rywUnavailable.WithLabelValues(svc.Name).Inc()
+		w.Header().Set(headerDegraded, "read-your-writes")
 		return false
 	}
 	s.metrics.misdirected.WithLabelValues(svc.Name).Inc()

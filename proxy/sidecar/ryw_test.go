@@ -83,6 +83,17 @@ func TestInboundAnswers421WhenTheReplicaIsBehind(t *testing.T) {
 	if m := scrape(t, sc.admin); !containsMetric(m, `geode_ryw_misdirected_total{service="web"}`) {
 		t.Error("421s not counted")
 	}
+
+	// The only region with the session's write is down: serve what this replica has
+	// rather than fail the read (session level; strong would not), and count it.
+	down := strings.Replace(conf, "  - name: us-east\n", "  - name: us-east\n    state: down\n", 1)
+	sc = startPolicySidecar(t, down, ring)
+	if resp, _ := read(sessionToken(t, ring, "us-east", 50)); resp.StatusCode != 200 || resp.Header.Get(headerDegraded) != "read-your-writes" {
+		t.Fatalf("origin down: %d %v, want the read served best-effort and flagged", resp.StatusCode, resp.Header)
+	}
+	if m := scrape(t, sc.admin); !containsMetric(m, `geode_ryw_unavailable_total{service="web"}`) {
+		t.Error("degraded session reads not counted")
+	}
 }
 
 // The calling sidecar follows a 421 to the region it names, with reason ryw.
@@ -108,10 +119,21 @@ func TestOutboundFollowsA421ToTheRegionWithTheData(t *testing.T) {
 		t.Fatal("the replica behind served the read")
 	}
 
+	// The caller cannot use the region the 421 names (down in its view): it asks the
+	// region it reached to serve what it has, which does so flagged, rather than failing.
+	cut := startPolicySidecar(t, policyConfig("eu-west", east.inbound, west.inbound, policyLines("consistency: session"), map[string]string{"us-east": "down"}), ring)
+	got = call(t, cut, "GET", "x", sessionToken(t, ring, "us-east", 5))
+	if got.status != 200 || got.region != "eu-west" || got.degraded != "read-your-writes" {
+		t.Fatalf("data region down for the caller: %d from %s (degraded %q), want 200 from eu-west, flagged", got.status, got.region, got.degraded)
+	}
+	if behind.reads.Load() != 1 {
+		t.Fatalf("the flagged read reached the app %d times, want 1", behind.reads.Load())
+	}
+
 	// Residency outranks read-your-writes: a 421 never takes a request out of its set.
 	resident := startPolicySidecar(t, policyConfig("eu-west", east.inbound, west.inbound, policyLines("consistency: session", `residency: "eu-west"`), nil), ring)
 	got = call(t, resident, "GET", "x", sessionToken(t, ring, "us-east", 5))
-	if got.status != http.StatusMisdirectedRequest || got.region != "eu-west" {
-		t.Fatalf("resident read: %d from %s, want eu-west's 421 passed on", got.status, got.region)
+	if got.status != 200 || got.region != "eu-west" || behind.reads.Load() != 2 {
+		t.Fatalf("resident read: %d from %s, want eu-west to serve what it has (flagged)", got.status, got.region)
 	}
 }

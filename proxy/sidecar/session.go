@@ -1,7 +1,9 @@
 package sidecar
 
 import (
+	"hash/fnv"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/sony/gobreaker/v2"
@@ -76,7 +78,7 @@ func (s *Sidecar) classify(r *http.Request, st *route.State, svc *route.Service,
 			req.Sticky, req.HasSticky = sticky, true
 		}
 		if !req.Write && req.Level == consistency.Session {
-			s.sessionSets(&req, st, svc, &sess.tok, now)
+			s.sessionSets(&req, st, svc, &sess.tok, key, now)
 		}
 	}
 	if !req.Write && req.Level == consistency.BoundedStaleness {
@@ -87,15 +89,16 @@ func (s *Sidecar) classify(r *http.Request, st *route.State, svc *route.Service,
 
 // sessionSets fills what a session read needs: the regions known to have what the
 // token requires of this read, and the regions that took those writes.
-func (s *Sidecar) sessionSets(req *affinity.Request, st *route.State, svc *route.Service, tok *consistency.Token, now time.Time) {
-	for _, p := range tok.Pins {
-		// The app reports no versions: reads stay where the write went, for the lag bound.
-		if p.Service == svc.Name && now.Before(p.Until) {
-			if r, ok := st.Region(p.Region); ok {
-				req.NeedsSession = true
-				req.Written.Add(r)
-				req.Satisfying.Add(r)
-			}
+func (s *Sidecar) sessionSets(req *affinity.Request, st *route.State, svc *route.Service, tok *consistency.Token, key string, now time.Time) {
+	// A pin (a write the app reported no version for, or one that failed over away
+	// from its home) says exactly where the session's latest write of this key is.
+	// (Pins are rare, so naming one, which allocates, happens only when there are some.)
+	if region, ok := pinned(tok, svc, key, now); ok {
+		if r, ok := st.Region(region); ok {
+			req.NeedsSession = true
+			req.Written.Add(r)
+			req.Satisfying.Add(r)
+			return
 		}
 	}
 	need := required(tok, st, req)
@@ -183,21 +186,62 @@ func freshRegions(req *affinity.Request, st *route.State, svc *route.Service, no
 	}
 }
 
+// pinName names a session's pin for a key of a service: the service name for a service
+// without affinity keys, else a hash of service and key (a pin says where the latest
+// write of one key is; it must not send the service's other keys there). It fits the
+// token's limit on pin names.
+func pinName(svc *route.Service, key string) string {
+	if key == "" {
+		return svc.Name
+	}
+	h := fnv.New64a()
+	h.Write([]byte(svc.Name))
+	h.Write([]byte{0})
+	h.Write([]byte(key))
+	return "k" + strconv.FormatUint(h.Sum64()>>4, 16) // at most 1+15 bytes
+}
+
+// pinned returns where the session's reads of key are pinned, if anywhere.
+func pinned(tok *consistency.Token, svc *route.Service, key string, now time.Time) (string, bool) {
+	if len(tok.Pins) == 0 {
+		return "", false
+	}
+	return tok.PinnedRegion(pinName(svc, key), now)
+}
+
+// failoverPin is how long a session's reads follow a write that failed over away from
+// its home region, when the service declares no longer replication-lag bound.
+const failoverPin = 5 * time.Second
+
+// dataPlacement reports whether a reason sent a request where its data is rather than
+// where its session lives.
+func dataPlacement(r affinity.Reason) bool {
+	switch r {
+	case affinity.ReasonHomeWrite, affinity.ReasonRYW, affinity.ReasonStrong, affinity.ReasonStaleness, affinity.ReasonResidency:
+		return true
+	}
+	return false
+}
+
+// regionUsable reports whether region r can serve the service now: it has endpoints,
+// its state lets it serve and its breaker is not open.
+func regionUsable(svc *route.Service, r affinity.Region) bool {
+	p := svc.Pools[r]
+	return p != nil && svc.View.States[r].Serves() && p.Breaker.State() != gobreaker.StateOpen
+}
+
 // stickyUsable reports whether a session's sticky region can keep serving the service:
 // it is healthy and its breaker is not open.
 func stickyUsable(st *route.State, svc *route.Service, region string) bool {
 	r, ok := st.Region(region)
-	if !ok || svc.Pools[r] == nil || !svc.View.States[r].Preferred() {
-		return false
-	}
-	return svc.Pools[r].Breaker.State() != gobreaker.StateOpen
+	return ok && svc.View.States[r].Preferred() && regionUsable(svc, r)
 }
 
 // renewSession folds what a response says into the session's token and sets it on the
 // response: the version a write produced (or, for apps that report none, a pin of the
 // service's reads to the write's region for its lag bound), the version of data read
 // (monotonic reads), the sticky region (re-issued on failover), and a new expiry.
-func (s *Sidecar) renewSession(w http.ResponseWriter, resp *http.Response, st *route.State, svc *route.Service, sess *sessionState, req *affinity.Request, served string, now time.Time) {
+func (s *Sidecar) renewSession(w http.ResponseWriter, resp *http.Response, st *route.State, svc *route.Service, sess *sessionState, req *affinity.Request, key, served string, reason affinity.Reason, now time.Time) {
 	keys := s.keys.Load()
 	if keys == nil {
 		return
@@ -207,15 +251,33 @@ func (s *Sidecar) renewSession(w http.ResponseWriter, resp *http.Response, st *r
 	if !sess.valid {
 		tok = consistency.Token{SessionID: consistency.NewSessionID(), Issued: now}
 	}
-	if tok.Region == "" || !now.Before(tok.StickyUntil) || tok.Region != served && !stickyUsable(st, svc, tok.Region) {
-		tok.Region = served // a new session, a lapsed one, or a failover: stick where it was served
+	// Stickiness follows where the session lives, not where its data lives: a request
+	// sent elsewhere for its data (a home write, ryw, strong, staleness, residency)
+	// neither sets nor moves it.
+	placed := dataPlacement(reason)
+	switch {
+	case tok.Region == "" || !now.Before(tok.StickyUntil):
+		tok.Region = served
+		if placed && svc.Pools[st.Local] != nil {
+			tok.Region = st.LocalName()
+		}
+	case tok.Region != served && !placed && !stickyUsable(st, svc, tok.Region):
+		tok.Region = served // failover: the session moves with its traffic
 	}
 	tok.StickyUntil = now.Add(conf.Session.StickyTTL.Std())
 	if resp.StatusCode < 300 {
-		if v, err := consistency.ParseVersion(resp.Header.Get(canonVersion)); err == nil && v.Epoch <= consistency.MaxTokenEpoch && v.Seq <= consistency.MaxTokenSeq {
+		v, err := consistency.ParseVersion(resp.Header.Get(canonVersion))
+		switch {
+		case err == nil && v.Epoch <= consistency.MaxTokenEpoch && v.Seq <= consistency.MaxTokenSeq:
 			tok.Vector = tok.Vector.Merge(v)
-		} else if req.Write && svc.LagBound > 0 {
-			tok.Pin(svc.Name, served, now.Add(svc.LagBound), now)
+			if _, isPinned := pinned(&tok, svc, key, now); req.Write && (isPinned || req.HasHome && served != st.RegionName(req.Home)) {
+				// A write that failed over away from its key's home: until replication
+				// brings it home, only the region that took it has it. A later write of
+				// a pinned key moves the pin to where that write went.
+				tok.Pin(pinName(svc, key), served, now.Add(max(svc.LagBound, failoverPin)), now)
+			}
+		case req.Write && svc.LagBound > 0:
+			tok.Pin(pinName(svc, key), served, now.Add(svc.LagBound), now)
 		}
 	}
 	tok.Expires = now.Add(conf.Session.TTL.Std())

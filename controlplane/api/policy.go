@@ -1,0 +1,225 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/types/known/structpb"
+)
+
+// MetadataKey is the filter_metadata key under which geode policy travels on a cluster.
+const MetadataKey = "geode"
+
+// SchemaVersion is the version of the policy Struct this package writes and reads.
+const SchemaVersion = 1
+
+// Field names of the policy Struct (wire names).
+const (
+	FieldSchema              = "schema"
+	FieldService             = "service"
+	FieldProtocol            = "protocol"
+	FieldAuthorities         = "authorities"
+	FieldConsistency         = "consistency"
+	FieldAffinityKey         = "affinity_key"
+	FieldHomeRegions         = "home_regions"
+	FieldWriteFailover       = "write_failover"
+	FieldResidency           = "residency"
+	FieldCrossRegionBudget   = "cross_region_budget"
+	FieldReplicationLagBound = "replication_lag_bound"
+)
+
+// Policy is one service's geode policy as it travels on the wire. The policy strings have
+// the syntax of the sidecar config fields and of the geode.io/* Service annotations
+// (consistency.ParseLevel, affinity.ParseKeySource, ParseHomeRegions, ParseResidency,
+// ParseBudget); the control plane has validated them, and the sidecar parses them again
+// with the same parsers. An empty string means "not set" and is omitted on the wire.
+type Policy struct {
+	// Service is the service (and cluster) name. Required.
+	Service string
+	// Protocol is http1, http2 or grpc. Required.
+	Protocol string
+	// Authorities are the Host/:authority values that address the service.
+	Authorities []string
+	// Consistency: eventual, session, bounded-staleness=<duration>, strong.
+	Consistency string
+	// AffinityKey: header:NAME, path:/users/{key}/..., grpc:NAME, cookie:NAME, query:NAME.
+	AffinityKey string
+	// HomeRegions: table=k:region,...;prefix=p:region,...;hash=r1,r2
+	HomeRegions string
+	// WriteFailover: deny or nearest.
+	WriteFailover string
+	// Residency: r1,r2;prefix=p:r3|r4
+	Residency string
+	// CrossRegionBudget: ratio=0.1,min=5,window=10s,mode=enforce
+	CrossRegionBudget string
+	// ReplicationLagBound is written as a Go duration string ("2s"); zero is omitted.
+	ReplicationLagBound time.Duration
+}
+
+// Encode returns p as the Struct that goes under filter_metadata[MetadataKey].
+func Encode(p Policy) (*structpb.Struct, error) {
+	if p.Service == "" {
+		return nil, errors.New("geode policy: service is required")
+	}
+	if p.Protocol == "" {
+		return nil, fmt.Errorf("geode policy for %q: protocol is required", p.Service)
+	}
+	f := map[string]*structpb.Value{
+		FieldSchema:   structpb.NewNumberValue(SchemaVersion),
+		FieldService:  structpb.NewStringValue(p.Service),
+		FieldProtocol: structpb.NewStringValue(p.Protocol),
+	}
+	if len(p.Authorities) > 0 {
+		vals := make([]*structpb.Value, len(p.Authorities))
+		for i, a := range p.Authorities {
+			vals[i] = structpb.NewStringValue(a)
+		}
+		f[FieldAuthorities] = structpb.NewListValue(&structpb.ListValue{Values: vals})
+	}
+	for name, v := range map[string]string{
+		FieldConsistency:       p.Consistency,
+		FieldAffinityKey:       p.AffinityKey,
+		FieldHomeRegions:       p.HomeRegions,
+		FieldWriteFailover:     p.WriteFailover,
+		FieldResidency:         p.Residency,
+		FieldCrossRegionBudget: p.CrossRegionBudget,
+	} {
+		if v != "" {
+			f[name] = structpb.NewStringValue(v)
+		}
+	}
+	if p.ReplicationLagBound < 0 {
+		return nil, fmt.Errorf("geode policy for %q: replication_lag_bound is negative", p.Service)
+	}
+	if p.ReplicationLagBound > 0 {
+		f[FieldReplicationLagBound] = structpb.NewStringValue(p.ReplicationLagBound.String())
+	}
+	return &structpb.Struct{Fields: f}, nil
+}
+
+// Decode reads a policy Struct. It is strict: an unknown field, a field of the wrong
+// type, a missing required field or an unknown schema version is an error that names the
+// field. It does not parse the policy strings; the caller does, with the same parsers the
+// control plane used.
+func Decode(s *structpb.Struct) (Policy, error) {
+	var p Policy
+	if s == nil {
+		return p, errors.New("geode policy: missing")
+	}
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("geode policy: %s: %s", field, fmt.Sprintf(format, args...)))
+	}
+	str := func(field string, v *structpb.Value, dst *string) {
+		sv, ok := v.GetKind().(*structpb.Value_StringValue)
+		if !ok {
+			bad(field, "must be a string")
+			return
+		}
+		*dst = sv.StringValue
+	}
+	schemaSeen := false
+	for _, name := range sortedKeys(s.GetFields()) {
+		v := s.GetFields()[name]
+		switch name {
+		case FieldSchema:
+			n, ok := v.GetKind().(*structpb.Value_NumberValue)
+			switch {
+			case !ok:
+				bad(name, "must be a number")
+			case n.NumberValue != SchemaVersion:
+				bad(name, "version %v is not supported (this build reads version %d)", n.NumberValue, SchemaVersion)
+			default:
+				schemaSeen = true
+			}
+		case FieldService:
+			str(name, v, &p.Service)
+		case FieldProtocol:
+			str(name, v, &p.Protocol)
+		case FieldAuthorities:
+			l, ok := v.GetKind().(*structpb.Value_ListValue)
+			if !ok {
+				bad(name, "must be a list of strings")
+				continue
+			}
+			for i, e := range l.ListValue.GetValues() {
+				sv, ok := e.GetKind().(*structpb.Value_StringValue)
+				if !ok {
+					bad(fmt.Sprintf("%s[%d]", name, i), "must be a string")
+					continue
+				}
+				p.Authorities = append(p.Authorities, sv.StringValue)
+			}
+		case FieldConsistency:
+			str(name, v, &p.Consistency)
+		case FieldAffinityKey:
+			str(name, v, &p.AffinityKey)
+		case FieldHomeRegions:
+			str(name, v, &p.HomeRegions)
+		case FieldWriteFailover:
+			str(name, v, &p.WriteFailover)
+		case FieldResidency:
+			str(name, v, &p.Residency)
+		case FieldCrossRegionBudget:
+			str(name, v, &p.CrossRegionBudget)
+		case FieldReplicationLagBound:
+			var d string
+			str(name, v, &d)
+			if d == "" {
+				continue
+			}
+			lag, err := time.ParseDuration(d)
+			if err != nil || lag <= 0 {
+				bad(name, "%q is not a positive duration", d)
+				continue
+			}
+			p.ReplicationLagBound = lag
+		default:
+			bad(name, "unknown field")
+		}
+	}
+	if !schemaSeen && s.GetFields()[FieldSchema] == nil {
+		bad(FieldSchema, "is required")
+	}
+	if p.Service == "" && s.GetFields()[FieldService] == nil {
+		bad(FieldService, "is required")
+	}
+	if p.Protocol == "" && s.GetFields()[FieldProtocol] == nil {
+		bad(FieldProtocol, "is required")
+	}
+	if err := errors.Join(errs...); err != nil {
+		return Policy{}, err
+	}
+	return p, nil
+}
+
+func sortedKeys(m map[string]*structpb.Value) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// String is a compact, stable rendering for logs and config dumps.
+func (p Policy) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s(%s)", p.Service, p.Protocol)
+	for _, kv := range [][2]string{
+		{FieldConsistency, p.Consistency}, {FieldAffinityKey, p.AffinityKey},
+		{FieldHomeRegions, p.HomeRegions}, {FieldWriteFailover, p.WriteFailover},
+		{FieldResidency, p.Residency}, {FieldCrossRegionBudget, p.CrossRegionBudget},
+	} {
+		if kv[1] != "" {
+			fmt.Fprintf(&b, " %s=%q", kv[0], kv[1])
+		}
+	}
+	if p.ReplicationLagBound > 0 {
+		fmt.Fprintf(&b, " %s=%s", FieldReplicationLagBound, p.ReplicationLagBound)
+	}
+	return b.String()
+}

@@ -1,0 +1,36 @@
+// Package server is the control plane's xDS server: it serves ADS, state-of-the-world
+// and Delta, with go-control-plane over a grpc.Server, and an admin HTTP API.
+//
+// Snapshots are published per region: translate.ForRegion builds, validates and checks
+// one snapshot for each region, and they are set in a go-control-plane SnapshotCache
+// keyed by region (NodeHash maps a node to node.locality.region, or to its metadata
+// "geode.region"). A node with no region, or one the model does not know, is refused
+// with InvalidArgument on its first request and counted; it never gets a watch.
+// Publishing is all or nothing: if any region fails to translate, no region's snapshot
+// changes and the last good ones keep being served.
+//
+// Why SnapshotCache and not LinearCache/MuxCache: what a client receives depends only on
+// its region, and a region-state change alters every resource type of a region at once
+// (EDS priorities of every service). A SnapshotCache keyed by region holds exactly one
+// consistent, Consistent()-checked set per region, shared by every client in it, so the
+// cache's size grows with regions, not clients, and a snapshot can never mix types from
+// two model versions. A LinearCache holds one type per cache and versions resources
+// individually — good for a large, churning EDS set — but it would need a MuxCache of
+// four linear caches per region and could not offer an all-types gate. If EDS churn
+// becomes the bottleneck (the scale benchmark of issue 4 will tell), EDS can move to
+// per-region LinearCaches behind a MuxCache without changing the wire.
+//
+// Admin API (bind it to loopback): POST /regions/{name}/drain|fence|down|restore sets
+// or clears an operator override of the region's state, re-translates and republishes;
+// GET /config_dump shows the model and each region's snapshot versions; GET /status lists
+// connected xDS clients (node id, region, last ACKed version per type, last NACK).
+//
+// Concurrency: Server's methods are safe for concurrent use. Run starts the only
+// goroutines (the gRPC and HTTP servers) and returns when ctx is done and they have
+// stopped. New starts nothing.
+//
+// TODO(issue 4, later steps): mTLS with identity/region binding; registration of
+// endpoints through node metadata; suppressing the re-send of a NACKed version (the
+// SnapshotCache answers a NACK, which carries the previous version, with the current
+// version again); bounded per-client queues; region summaries from sidecars and peers.
+package server

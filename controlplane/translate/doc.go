@@ -1,0 +1,33 @@
+// Package translate turns the fleet model into Envoy-native xDS resources for one
+// requesting region, and gates them: every resource passes its generated Validate() and
+// the snapshot passes go-control-plane's Consistent() plus our own reference checks
+// before anything is returned.
+//
+// For a requesting region R and each service S it produces:
+//
+//   - CDS: cluster S of type EDS (config source: ADS; EDS service_name S), lb_policy
+//     ROUND_ROBIN (accepted by grpc-go and Envoy), circuit breakers, outlier detection,
+//     HTTP/2 upstream options for grpc/http2 services, and S's geode policy as
+//     metadata.filter_metadata["geode"] (schema: controlplane/api).
+//   - EDS: ClusterLoadAssignment S with one LocalityLbEndpoints per (region, zone),
+//     locality.region/zone set, every locality weighted (grpc-go ignores unweighted
+//     ones) by its endpoint count, and priorities by proximity from R: R first, then by
+//     RTT, with degraded and then draining regions after every healthy one, and down and
+//     fenced regions left out. grpc-go does no overprovisioning, so this ordering is how
+//     the control plane moves traffic. Priorities are contiguous from 0, as grpc-go
+//     requires.
+//   - LDS: one api_listener per authority of S (the name a proxyless gRPC client dials
+//     as xds:///AUTHORITY), an HttpConnectionManager with RDS (ADS) and the router filter.
+//   - RDS: one RouteConfiguration, RouteConfigName, with a virtual host per service
+//     (domains: its authorities, with and without port) routing "/" to cluster S.
+//
+// Consistent() does not follow RDS names inside an api_listener (go-control-plane PR
+// #949), so Check runs it on a copy whose listeners also carry their HCM in a filter
+// chain, and separately checks that every route's cluster exists in CDS.
+//
+// TODO(issue 4, later steps): an Envoy outbound listener with a socket address and a
+// filter chain; hash policy for stickiness; SDS secrets for session-token keys; regions,
+// RTTs and states for geode sidecars; a capped ramp when shifting traffic.
+//
+// Imports: model, api. Functions are pure and safe for concurrent use.
+package translate

@@ -1,0 +1,403 @@
+package translate
+
+import (
+	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"time"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	upstreamhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/wellknown"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/geodemesh/geode/affinity"
+	"github.com/geodemesh/geode/controlplane/api"
+	"github.com/geodemesh/geode/controlplane/model"
+)
+
+// RouteConfigName is the name of the one RDS resource, holding a virtual host per
+// service.
+const RouteConfigName = "geode"
+
+// Order returns the regions that may take traffic for clients in region from, best
+// first: healthy regions by RTT (from itself first), then degraded, then draining ones.
+// Down and fenced regions are left out.
+func Order(m *model.Model, from string) ([]string, error) {
+	if _, ok := m.Region(from); !ok {
+		return nil, fmt.Errorf("unknown region %q", from)
+	}
+	type cand struct {
+		name  string
+		state affinity.RegionState
+		rtt   time.Duration
+	}
+	var cands []cand
+	for _, r := range m.Regions() {
+		if !r.State.Serves() {
+			continue
+		}
+		rtt, ok := m.RTT(from, r.Name)
+		if !ok {
+			return nil, fmt.Errorf("no RTT between %q and %q", from, r.Name)
+		}
+		cands = append(cands, cand{name: r.Name, state: r.State, rtt: rtt})
+	}
+	slices.SortFunc(cands, func(a, b cand) int {
+		return cmp.Or(cmp.Compare(a.state, b.state), cmp.Compare(a.rtt, b.rtt), cmp.Compare(a.name, b.name))
+	})
+	out := make([]string, len(cands))
+	for i, c := range cands {
+		out[i] = c.name
+	}
+	return out, nil
+}
+
+// ForRegion translates m for clients in region and returns a snapshot that has passed
+// every resource's Validate() and Check. Its version (the same for every type) is a hash
+// of the resources, so a model change that does not change what region sees does not
+// produce a new version.
+func ForRegion(m *model.Model, region string) (*cache.Snapshot, error) {
+	res, err := Resources(m, region)
+	if err != nil {
+		return nil, err
+	}
+	version, err := hashResources(res)
+	if err != nil {
+		return nil, err
+	}
+	snap, err := cache.NewSnapshot(version, res)
+	if err != nil {
+		return nil, fmt.Errorf("region %q: %w", region, err)
+	}
+	if err := Check(snap); err != nil {
+		return nil, fmt.Errorf("region %q: %w", region, err)
+	}
+	return snap, nil
+}
+
+// Resources returns the resources for clients in region, by type URL, each already
+// checked with its Validate().
+func Resources(m *model.Model, region string) (map[resource.Type][]types.Resource, error) {
+	order, err := Order(m, region)
+	if err != nil {
+		return nil, err
+	}
+	var (
+		clusters, endpoints, listeners []types.Resource
+		vhosts                         []*routev3.VirtualHost
+		errs                           []error
+	)
+	for _, svc := range m.Services() {
+		c, err := buildCluster(svc)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		cla, err := buildAssignment(svc, order)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		clusters = append(clusters, c)
+		endpoints = append(endpoints, cla)
+		vhosts = append(vhosts, buildVirtualHost(svc))
+		for _, a := range svc.Authorities {
+			l, err := buildAPIListener(a)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("service %q: %w", svc.Name, err))
+				continue
+			}
+			listeners = append(listeners, l)
+		}
+	}
+	rc := &routev3.RouteConfiguration{Name: RouteConfigName, VirtualHosts: vhosts}
+	out := map[resource.Type][]types.Resource{
+		resource.ClusterType:  clusters,
+		resource.EndpointType: endpoints,
+		resource.ListenerType: listeners,
+		resource.RouteType:    {rc},
+	}
+	for typ, list := range out {
+		for _, r := range list {
+			v, ok := r.(interface{ Validate() error })
+			if !ok {
+				errs = append(errs, fmt.Errorf("%s %q: no Validate method", typ, cache.GetResourceName(r)))
+				continue
+			}
+			if err := v.Validate(); err != nil {
+				errs = append(errs, fmt.Errorf("%s %q: %w", typ, cache.GetResourceName(r), err))
+			}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("translating for region %q: %w", region, err)
+	}
+	return out, nil
+}
+
+// Circuit breaker and outlier detection defaults for every cluster.
+const (
+	maxConnections     = 1024
+	maxPendingRequests = 1024
+	maxRequests        = 1024
+	maxRetries         = 3
+)
+
+func buildCluster(svc model.Service) (*clusterv3.Cluster, error) {
+	pol, err := api.Encode(api.Policy{
+		Service: svc.Name, Protocol: svc.Protocol, Authorities: svc.Authorities,
+		Consistency: svc.Policy.Consistency, AffinityKey: svc.Policy.AffinityKey,
+		HomeRegions: svc.Policy.HomeRegions, WriteFailover: svc.Policy.WriteFailover,
+		Residency: svc.Policy.Residency, CrossRegionBudget: svc.Policy.CrossRegionBudget,
+		ReplicationLagBound: svc.Policy.ReplicationLagBound,
+	})
+	if err != nil {
+		return nil, err
+	}
+	c := &clusterv3.Cluster{
+		Name:                 svc.Name,
+		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_EDS},
+		EdsClusterConfig: &clusterv3.Cluster_EdsClusterConfig{
+			EdsConfig:   adsSource(),
+			ServiceName: svc.Name,
+		},
+		ConnectTimeout: durationpb.New(time.Second),
+		LbPolicy:       clusterv3.Cluster_ROUND_ROBIN,
+		CircuitBreakers: &clusterv3.CircuitBreakers{Thresholds: []*clusterv3.CircuitBreakers_Thresholds{{
+			Priority:           corev3.RoutingPriority_DEFAULT,
+			MaxConnections:     wrapperspb.UInt32(maxConnections),
+			MaxPendingRequests: wrapperspb.UInt32(maxPendingRequests),
+			MaxRequests:        wrapperspb.UInt32(maxRequests),
+			MaxRetries:         wrapperspb.UInt32(maxRetries),
+		}}},
+		OutlierDetection: &clusterv3.OutlierDetection{
+			Consecutive_5Xx:                    wrapperspb.UInt32(5),
+			Interval:                           durationpb.New(10 * time.Second),
+			BaseEjectionTime:                   durationpb.New(30 * time.Second),
+			MaxEjectionPercent:                 wrapperspb.UInt32(50),
+			EnforcingConsecutive_5Xx:           wrapperspb.UInt32(100),
+			EnforcingSuccessRate:               wrapperspb.UInt32(0),
+			EnforcingConsecutiveGatewayFailure: wrapperspb.UInt32(0),
+		},
+		Metadata: &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{api.MetadataKey: pol}},
+	}
+	if svc.Protocol == model.ProtocolGRPC || svc.Protocol == model.ProtocolHTTP2 {
+		opts, err := anypb.New(&upstreamhttpv3.HttpProtocolOptions{
+			UpstreamProtocolOptions: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_{
+				ExplicitHttpConfig: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig{
+					ProtocolConfig: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{
+						Http2ProtocolOptions: &corev3.Http2ProtocolOptions{},
+					},
+				},
+			},
+		})
+		if err != nil {
+			return nil, err
+		}
+		c.TypedExtensionProtocolOptions = map[string]*anypb.Any{
+			"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": opts,
+		}
+	}
+	return c, nil
+}
+
+// buildAssignment places svc's endpoints in priorities following order (regions best
+// first); regions outside order (down, fenced) are left out.
+func buildAssignment(svc model.Service, order []string) (*endpointv3.ClusterLoadAssignment, error) {
+	cla := &endpointv3.ClusterLoadAssignment{ClusterName: svc.Name}
+	priority := uint32(0)
+	for _, region := range order {
+		eps := svc.Endpoints[region]
+		if len(eps) == 0 {
+			continue
+		}
+		// One locality per zone, in order of first appearance.
+		var zones []string
+		byZone := map[string][]*endpointv3.LbEndpoint{}
+		for _, e := range eps {
+			lbe, err := lbEndpoint(e.Address)
+			if err != nil {
+				return nil, fmt.Errorf("service %q: region %q: %w", svc.Name, region, err)
+			}
+			if _, ok := byZone[e.Zone]; !ok {
+				zones = append(zones, e.Zone)
+			}
+			byZone[e.Zone] = append(byZone[e.Zone], lbe)
+		}
+		for _, z := range zones {
+			cla.Endpoints = append(cla.Endpoints, &endpointv3.LocalityLbEndpoints{
+				Locality:            &corev3.Locality{Region: region, Zone: z},
+				LbEndpoints:         byZone[z],
+				LoadBalancingWeight: wrapperspb.UInt32(uint32(len(byZone[z]))),
+				Priority:            priority,
+			})
+		}
+		priority++
+	}
+	return cla, nil
+}
+
+func lbEndpoint(addr string) (*endpointv3.LbEndpoint, error) {
+	host, portText, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("endpoint %q: %w", addr, err)
+	}
+	port, err := strconv.ParseUint(portText, 10, 16)
+	if err != nil {
+		return nil, fmt.Errorf("endpoint %q: bad port", addr)
+	}
+	return &endpointv3.LbEndpoint{
+		HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{
+			Address: &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
+				Protocol:      corev3.SocketAddress_TCP,
+				Address:       host,
+				PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: uint32(port)},
+			}}},
+		}},
+		LoadBalancingWeight: wrapperspb.UInt32(1),
+	}, nil
+}
+
+func buildVirtualHost(svc model.Service) *routev3.VirtualHost {
+	var domains []string
+	for _, a := range svc.Authorities {
+		domains = append(domains, a)
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			domains = append(domains, a+":*")
+		}
+	}
+	return &routev3.VirtualHost{
+		Name:    svc.Name,
+		Domains: domains,
+		Routes: []*routev3.Route{{
+			Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
+			Action: &routev3.Route_Route{Route: &routev3.RouteAction{
+				ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: svc.Name},
+			}},
+		}},
+	}
+}
+
+// hcm is the HttpConnectionManager every listener uses: RDS over ADS, then the router.
+func hcm() (*anypb.Any, error) {
+	router, err := anypb.New(&routerv3.Router{})
+	if err != nil {
+		return nil, err
+	}
+	m := &hcmv3.HttpConnectionManager{
+		StatPrefix: "geode",
+		CodecType:  hcmv3.HttpConnectionManager_AUTO,
+		RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{
+			ConfigSource:    adsSource(),
+			RouteConfigName: RouteConfigName,
+		}},
+		HttpFilters: []*hcmv3.HttpFilter{{
+			Name:       wellknown.Router,
+			ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: router},
+		}},
+	}
+	// Validate before packing: a Listener's Validate does not look inside Any.
+	if err := m.Validate(); err != nil {
+		return nil, fmt.Errorf("http connection manager: %w", err)
+	}
+	return anypb.New(m)
+}
+
+func buildAPIListener(authority string) (*listenerv3.Listener, error) {
+	cfg, err := hcm()
+	if err != nil {
+		return nil, err
+	}
+	return &listenerv3.Listener{
+		Name:        authority,
+		ApiListener: &listenerv3.ApiListener{ApiListener: cfg},
+	}, nil
+}
+
+func adsSource() *corev3.ConfigSource {
+	return &corev3.ConfigSource{
+		ResourceApiVersion:    corev3.ApiVersion_V3,
+		ConfigSourceSpecifier: &corev3.ConfigSource_Ads{Ads: &corev3.AggregatedConfigSource{}},
+	}
+}
+
+// Check verifies the references of a snapshot: go-control-plane's Consistent() (EDS
+// names referenced by CDS, RDS names referenced by LDS) on a copy whose api_listeners
+// also carry their HCM in a filter chain, because Consistent() does not look inside an
+// api_listener; and every cluster a route names exists in CDS.
+func Check(snap *cache.Snapshot) error {
+	shadow := &cache.Snapshot{}
+	for i, r := range snap.Resources {
+		items := make(map[string]types.ResourceWithTTL, len(r.Items))
+		for name, item := range r.Items {
+			if l, ok := item.Resource.(*listenerv3.Listener); ok && l.GetApiListener() != nil {
+				cp := proto.Clone(l).(*listenerv3.Listener)
+				cp.FilterChains = append(cp.FilterChains, &listenerv3.FilterChain{Filters: []*listenerv3.Filter{{
+					Name:       wellknown.HTTPConnectionManager,
+					ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: l.GetApiListener().GetApiListener()},
+				}}})
+				item.Resource = cp
+			}
+			items[name] = item
+		}
+		shadow.Resources[i] = cache.Resources{Version: r.Version, Items: items}
+	}
+	if err := shadow.Consistent(); err != nil {
+		return fmt.Errorf("snapshot is not consistent: %w", err)
+	}
+	clusters := snap.GetResources(resource.ClusterType)
+	var errs []error
+	for name, r := range snap.GetResources(resource.RouteType) {
+		for _, vh := range r.(*routev3.RouteConfiguration).GetVirtualHosts() {
+			for i, rt := range vh.GetRoutes() {
+				c := rt.GetRoute().GetCluster()
+				if c == "" {
+					continue
+				}
+				if _, ok := clusters[c]; !ok {
+					errs = append(errs, fmt.Errorf("route %q: virtual host %q: routes[%d]: cluster %q is not in CDS", name, vh.GetName(), i, c))
+				}
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func hashResources(res map[resource.Type][]types.Resource) (string, error) {
+	h := sha256.New()
+	opts := proto.MarshalOptions{Deterministic: true}
+	for _, typ := range []resource.Type{resource.ClusterType, resource.EndpointType, resource.ListenerType, resource.RouteType} {
+		list := slices.Clone(res[typ])
+		slices.SortFunc(list, func(a, b types.Resource) int {
+			return cmp.Compare(cache.GetResourceName(a), cache.GetResourceName(b))
+		})
+		for _, r := range list {
+			b, err := opts.Marshal(r)
+			if err != nil {
+				return "", err
+			}
+			fmt.Fprintf(h, "%s\x00%d\x00", typ, len(b))
+			h.Write(b)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)[:8]), nil
+}
