@@ -92,9 +92,12 @@ type arm struct {
 	tokens  bool   // sessions send their geode-session token back
 }
 
+// numArms is how many arms a run has: geode and naive.
+const numArms = 2
+
 // arms returns both arms, geode first.
-func arms() [2]arm {
-	return [2]arm{
+func arms() [numArms]arm {
+	return [numArms]arm{
 		{name: ArmGeode, service: fleet.ServiceHTTP, tokens: true},
 		{name: ArmNaive, service: fleet.ServiceNaive, tokens: false},
 	}
@@ -151,7 +154,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	sessions := opts.Concurrency * len(f.Regions()) * len(arms())
+	sessions := opts.Concurrency * len(f.Regions()) * numArms
 	transport := &http.Transport{MaxIdleConnsPerHost: sessions, IdleConnTimeout: 30 * time.Second}
 	client := &http.Client{Transport: transport, Timeout: requestTimeout}
 	report, runErr := run(ctx, f, client, opts)
@@ -173,7 +176,7 @@ func run(ctx context.Context, f *fleet.Fleet, client *http.Client, opts Options)
 	defer cancel()
 	maxPerSession := int(opts.Duration/opts.Interval) + 1
 
-	results := make([][][]sample, len(arms())) // arm → session → samples
+	results := make([][][]sample, numArms) // arm → session → samples
 	var wg sync.WaitGroup
 	for ai, a := range arms() {
 		results[ai] = make([][]sample, opts.Concurrency*len(regions))
