@@ -1,6 +1,9 @@
 package affinity
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // MaxRegions is how many regions one routing state may hold; it sizes the candidate list
 // so that a decision never allocates.
@@ -38,7 +41,7 @@ func ParseRegionState(s string) (RegionState, error) {
 			return RegionState(i), nil
 		}
 	}
-	return 0, fmt.Errorf("unknown region state %q", s)
+	return 0, fmt.Errorf("%q is not one of %s", s, strings.Join(stateNames[:], ", "))
 }
 
 // Serves reports whether a region in this state may take new requests at all.

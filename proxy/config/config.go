@@ -14,6 +14,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/geodemesh/geode/affinity"
 	"github.com/geodemesh/geode/consistency"
 )
 
@@ -233,9 +234,6 @@ const (
 	ProtocolGRPC  = "grpc"
 )
 
-// Region states an operator may set.
-var regionStates = []string{"healthy", "degraded", "draining", "down", "fenced"}
-
 // Load reads, strictly decodes, defaults and validates the file at path. Errors name
 // the file and, for invalid values, the field path.
 func Load(path string) (*Config, error) {
@@ -365,8 +363,8 @@ func (c *Config) Validate() error {
 		default:
 			regions[r.Name] = i + 1
 		}
-		if !slices.Contains(regionStates, r.State) {
-			bad(p+".state", "%q is not one of %s", r.State, strings.Join(regionStates, ", "))
+		if _, err := affinity.ParseRegionState(r.State); err != nil {
+			bad(p+".state", "%v", err)
 		}
 	}
 	if len(c.Regions) == 0 {
