@@ -9,6 +9,9 @@ import (
 	"log/slog"
 	"net"
 
+	"golang.org/x/sync/errgroup"
+
+	"github.com/geodemesh/geode/controlplane/model"
 	"github.com/geodemesh/geode/controlplane/server"
 	"github.com/geodemesh/geode/controlplane/source"
 )
@@ -18,11 +21,12 @@ import (
 func runControlplane(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("geode controlplane", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	dir := fs.String("config", "", "`directory` of manifests (one kind: Geode manifest)")
+	dir := fs.String("config", "", "`directory` of manifests: one kind: Geode manifest, plus Kubernetes Services and EndpointSlices; reloaded on change")
 	listen := fs.String("listen", "127.0.0.1:18000", "xDS (ADS gRPC) listen `address`")
 	admin := fs.String("admin", "127.0.0.1:18001", "admin HTTP listen `address` (keep it on loopback)")
 	insecure := fs.Bool("insecure", false, "serve xDS in plaintext, without mTLS (demos and tests only)")
 	check := fs.Bool("check", false, "validate the manifests and exit")
+	debounce := fs.Duration("reload-debounce", source.DefaultDebounce, "wait this long after the last change in --config before reloading")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
@@ -69,5 +73,28 @@ func runControlplane(ctx context.Context, args []string, stdout, stderr io.Write
 	}
 	log.Info("control plane serving", "xds", xl.Addr().String(), "admin", al.Addr().String(),
 		"model", m.Version(), "regions", m.RegionNames(), "services", len(m.Services()))
-	return s.Run(ctx)
+
+	// Reload on change: a valid directory replaces the model (SetModel keeps operator
+	// overrides); an invalid one is logged with file, document and field, and the last
+	// good model keeps being served.
+	w := &source.Watcher{
+		Dir: *dir, Current: m, Debounce: *debounce,
+		Apply: func(ctx context.Context, m *model.Model) error {
+			if err := s.SetModel(ctx, m); err != nil {
+				return err
+			}
+			log.Info("manifests reloaded", "dir", *dir, "model", m.Version(), "regions", m.RegionNames(), "services", len(m.Services()))
+			return nil
+		},
+		Report: func(err error) { log.Error("manifests rejected", "dir", *dir, "err", err.Error()) },
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.Run(gctx) })
+	g.Go(func() error {
+		if err := w.Run(gctx); err != nil {
+			return fmt.Errorf("--config: %w", err)
+		}
+		return nil
+	})
+	return g.Wait()
 }

@@ -20,6 +20,10 @@ Usage:
                                   three regions on loopback: Geode routing next to naive routing
   geode controlplane --config DIR --insecure
                                   serve xDS (ADS, SotW and Delta) for one region's fleet (first step)
+  geode status [--admin ADDR] [--json]
+                                  the control plane's clients and what each has ACKed
+  geode region drain|fence|down|restore REGION [--admin ADDR]
+                                  change a region's state at the control plane
   geode token decode [--keys FILE] TOKEN
                                   print a session token's contents, and verify it with --keys
   geode token new --keys FILE     mint a session token (for tests and demos)
@@ -66,6 +70,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runToken(ctx, args[1:], stdout, stderr)
 	case "controlplane":
 		return runControlplane(ctx, args[1:], stdout, stderr)
+	case "status":
+		return runStatus(ctx, args[1:], stdout, stderr)
+	case "region":
+		return runRegion(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "geode", version)
 		return nil

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 
 	"github.com/geodemesh/geode/affinity"
 	"github.com/geodemesh/geode/controlplane/model"
@@ -36,6 +38,9 @@ type regionDoc struct {
 	Name  string              `yaml:"name"`
 	RTT   map[string]duration `yaml:"rtt"`
 	State string              `yaml:"state"`
+	// Zones are the Kubernetes zones (topology.kubernetes.io/zone) in the region: an
+	// EndpointSlice endpoint is placed in the region that lists its zone.
+	Zones []string `yaml:"zones"`
 }
 
 type defaultsDoc struct {
@@ -112,16 +117,20 @@ func (d *duration) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
-// Load reads the manifests in dir and builds a validated model. Errors name the file
-// and, for invalid values, the field path.
+// Load reads the manifests in dir and builds a validated model. Every error names the
+// file, the document (1-based, within its file) and the field; all problems found are
+// returned, joined.
 func Load(dir string) (*model.Model, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("reading manifests: %w", err)
 	}
 	var (
-		found     *geodeDoc
-		foundFile string
+		found   *geodeDoc
+		foundAt origin
+		svcs    []kubeService
+		slices  []kubeSlice
+		errs    []error
 	)
 	for _, e := range entries {
 		name := e.Name()
@@ -136,65 +145,150 @@ func Load(dir string) (*model.Model, error) {
 		if err != nil {
 			return nil, err
 		}
-		docs, err := decodeFile(b)
+		docs, err := decodeFile(path, b)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
+			errs = append(errs, err)
+			continue
 		}
 		for _, d := range docs {
-			if found != nil {
-				return nil, fmt.Errorf("%s: a second kind: %s manifest (the first is in %s); exactly one is allowed", path, Kind, foundFile)
+			switch {
+			case d.geode != nil && found != nil:
+				errs = append(errs, fmt.Errorf("%s: a second kind: %s manifest (the first is %s); exactly one is allowed", d.at, Kind, foundAt))
+			case d.geode != nil:
+				found, foundAt = d.geode, d.at
+			case d.service != nil:
+				svcs = append(svcs, kubeService{d.service, d.at})
+			case d.slice != nil:
+				slices = append(slices, kubeSlice{d.slice, d.at})
 			}
-			found, foundFile = d, path
 		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
 	if found == nil {
 		return nil, fmt.Errorf("%s: no manifest of kind: %s (apiVersion: %s) in any *.yaml or *.yml file", dir, Kind, APIVersion)
 	}
 	spec, err := found.spec()
-	if err == nil {
-		var m *model.Model
-		if m, err = model.New(spec); err == nil {
-			return m, nil
-		}
+	if err != nil {
+		return nil, prefixErrors(foundAt.String()+": ", err)
 	}
-	return nil, prefixErrors(foundFile+": ", err)
+	zones, err := found.zones()
+	if err != nil {
+		return nil, prefixErrors(foundAt.String()+": ", err)
+	}
+	k := kubeInput{geode: found, geodeAt: foundAt, zones: zones, services: svcs, slices: slices}
+	origins, err := k.addTo(&spec)
+	if err != nil {
+		return nil, err
+	}
+	m, err := model.New(spec)
+	if err != nil {
+		return nil, modelErrors(err, foundAt, origins)
+	}
+	return m, nil
 }
 
-// decodeFile returns the geode manifests among the YAML documents of one file. A first,
-// lenient pass reads each document's kind; a second, strict pass decodes the geode
-// manifests.
-func decodeFile(b []byte) ([]*geodeDoc, error) {
-	kinds := yaml.NewDecoder(bytes.NewReader(b))
+// origin is where a document is: its file and 1-based index in the file, and for
+// Kubernetes objects their kind and namespace/name.
+type origin struct {
+	file   string
+	doc    int
+	object string // "Service default/profiles"; empty for the geode manifest
+}
+
+func (o origin) String() string {
+	if o.object == "" {
+		return fmt.Sprintf("%s: document %d", o.file, o.doc)
+	}
+	return fmt.Sprintf("%s: document %d (%s)", o.file, o.doc, o.object)
+}
+
+// errorf returns an error naming the document and field.
+func (o origin) errorf(field, format string, args ...any) error {
+	return fmt.Errorf("%s: %s: %s", o, field, fmt.Sprintf(format, args...))
+}
+
+// document is one decoded manifest; exactly one of its pointers is set.
+type document struct {
+	at      origin
+	geode   *geodeDoc
+	service *corev1.Service
+	slice   *discoveryv1.EndpointSlice
+}
+
+// decodeFile decodes the YAML documents of one file. A first, lenient pass reads each
+// document as a node (its kind; empty documents are skipped); a second, strict pass in
+// step with it decodes the geode manifests, so that line numbers are the file's.
+// Kubernetes objects are decoded strictly from their node with the k8s.io/api types.
+func decodeFile(path string, b []byte) ([]document, error) {
+	nodes := yaml.NewDecoder(bytes.NewReader(b))
 	strict := yaml.NewDecoder(bytes.NewReader(b))
 	strict.KnownFields(true)
-	var out []*geodeDoc
-	for i := 0; ; i++ {
-		var head struct {
-			APIVersion string `yaml:"apiVersion"`
-			Kind       string `yaml:"kind"`
-		}
-		err := kinds.Decode(&head)
+	var out []document
+	for i := 1; ; i++ {
+		at := origin{file: path, doc: i}
+		var n yaml.Node
+		err := nodes.Decode(&n)
 		if errors.Is(err, io.EOF) {
 			return out, nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("document %d: %w", i+1, err)
+			return nil, fmt.Errorf("%s: %w", at, err)
 		}
+		if len(n.Content) == 0 || n.Content[0].Tag == "!!null" {
+			var skip yaml.Node
+			_ = strict.Decode(&skip)
+			continue
+		}
+		var head struct {
+			APIVersion string `yaml:"apiVersion"`
+			Kind       string `yaml:"kind"`
+			Metadata   struct {
+				Name      string `yaml:"name"`
+				Namespace string `yaml:"namespace"`
+			} `yaml:"metadata"`
+		}
+		if err := n.Decode(&head); err != nil {
+			return nil, fmt.Errorf("%s: %w", at, err)
+		}
+		want := map[string]string{Kind: APIVersion, "Service": "v1", "EndpointSlice": "discovery.k8s.io/v1"}[head.Kind]
 		switch {
-		case head.Kind == Kind:
-			if head.APIVersion != APIVersion {
-				return nil, fmt.Errorf("document %d: apiVersion: %q is not supported; want %q", i+1, head.APIVersion, APIVersion)
-			}
+		case head.Kind == "":
+			return nil, fmt.Errorf("%s: kind: is required (kind: %s, apiVersion: %s; or a Kubernetes Service or EndpointSlice)", at, Kind, APIVersion)
+		case want == "":
+			return nil, fmt.Errorf("%s: kind: %q is not supported; want %s, Service (v1) or EndpointSlice (discovery.k8s.io/v1)", at, head.Kind, Kind)
+		case head.APIVersion != want:
+			return nil, fmt.Errorf("%s: apiVersion: %q is not supported for kind %s; want %q", at, head.APIVersion, head.Kind, want)
+		}
+		if head.Kind == Kind {
 			d := new(geodeDoc)
 			if err := strict.Decode(d); err != nil {
-				return nil, fmt.Errorf("document %d: %w", i+1, err)
+				return nil, fmt.Errorf("%s: %w", at, err)
 			}
-			out = append(out, d)
-		case head.Kind == "":
-			return nil, fmt.Errorf("document %d: kind: is required (kind: %s, apiVersion: %s)", i+1, Kind, APIVersion)
-		default:
-			// TODO(issue 4): Kubernetes Service and EndpointSlice manifests.
-			return nil, fmt.Errorf("document %d: kind: %q is not supported yet (only %s)", i+1, head.Kind, Kind)
+			out = append(out, document{at: at, geode: d})
+			continue
+		}
+		var skip yaml.Node
+		_ = strict.Decode(&skip)
+		ns := head.Metadata.Namespace
+		if ns == "" {
+			ns = "default"
+		}
+		at.object = head.Kind + " " + ns + "/" + head.Metadata.Name
+		switch head.Kind {
+		case "Service":
+			svc := new(corev1.Service)
+			if err := decodeKube(&n, svc, "Service"); err != nil {
+				return nil, fmt.Errorf("%s: %w", at, err)
+			}
+			out = append(out, document{at: at, service: svc})
+		case "EndpointSlice":
+			sl := new(discoveryv1.EndpointSlice)
+			if err := decodeKube(&n, sl, "EndpointSlice"); err != nil {
+				return nil, fmt.Errorf("%s: %w", at, err)
+			}
+			out = append(out, document{at: at, slice: sl})
 		}
 	}
 }

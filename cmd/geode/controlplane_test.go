@@ -1,0 +1,126 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/geodemesh/geode/controlplane/server"
+)
+
+// syncBuffer is a bytes.Buffer safe for the logger's and the test's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// logLine returns the first JSON log line with message msg after skipping `after` of them.
+func (s *syncBuffer) logLine(msg string, after int) map[string]any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, l := range strings.Split(s.b.String(), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(l), &m) == nil && m["msg"] == msg {
+			if after == 0 {
+				return m
+			}
+			after--
+		}
+	}
+	return nil
+}
+
+func TestControlplaneReloadsManifests(t *testing.T) {
+	dir := t.TempDir()
+	fleet := func(rtt string) string {
+		return "apiVersion: geode.io/v1alpha1\nkind: Geode\nregions:\n  - {name: us-east, rtt: {eu-west: " + rtt + "}, zones: [us-east-1a]}\n  - {name: eu-west}\n"
+	}
+	write := func(name, text string) {
+		tmp := filepath.Join(dir, "."+name)
+		if err := os.WriteFile(tmp, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("geode.yaml", fleet("80ms"))
+	write("web.yaml", `apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec: {ports: [{port: 80}]}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: web-1, labels: {kubernetes.io/service-name: web}}
+addressType: IPv4
+ports: [{port: 8080}]
+endpoints: [{addresses: [10.0.0.1], zone: us-east-1a}]
+`)
+	logs := new(syncBuffer)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- runControlplane(ctx, []string{"--config", dir, "--insecure", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--reload-debounce", "50ms"}, new(bytes.Buffer), logs)
+	}()
+	defer func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("controlplane: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("controlplane did not stop within 10s")
+		}
+	}()
+	var admin string
+	eventually(t, "control plane serving", func() bool {
+		if l := logs.logLine("control plane serving", 0); l != nil {
+			admin, _ = l["admin"].(string)
+		}
+		return admin != ""
+	})
+	dump := func() server.ConfigDump {
+		var d server.ConfigDump
+		if err := adminCall(context.Background(), 2*time.Second, "GET", admin, "/config_dump", &d); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	first := dump()
+	if len(first.Services) != 1 || first.Services[0].Endpoints["us-east"][0].Address != "10.0.0.1:8080" {
+		t.Fatalf("services %+v", first.Services)
+	}
+
+	// Valid change: applied.
+	write("geode.yaml", fleet("90ms"))
+	eventually(t, "reload", func() bool { return logs.logLine("manifests reloaded", 0) != nil })
+	second := dump()
+	if second.ModelVersion == first.ModelVersion {
+		t.Fatal("model not replaced")
+	}
+	// Invalid change: logged with file and field, the model stays.
+	write("web.yaml", "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {ports: [{port: 80, appProtocol: spdy}]}\n")
+	var rejected map[string]any
+	eventually(t, "rejection", func() bool { rejected = logs.logLine("manifests rejected", 0); return rejected != nil })
+	if msg, _ := rejected["err"].(string); !strings.Contains(msg, filepath.Join(dir, "web.yaml")+`: document 1 (Service default/web): spec.ports[0].appProtocol: "spdy"`) {
+		t.Fatalf("rejection %q", msg)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if d := dump(); d.ModelVersion != second.ModelVersion {
+		t.Fatalf("model %s after an invalid change, want the last good %s", d.ModelVersion, second.ModelVersion)
+	}
+}
