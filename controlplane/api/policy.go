@@ -3,6 +3,7 @@ package api
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -29,7 +30,38 @@ const (
 	FieldResidency           = "residency"
 	FieldCrossRegionBudget   = "cross_region_budget"
 	FieldReplicationLagBound = "replication_lag_bound"
+	FieldRegions             = "regions"
 )
+
+// Field names of one entry of FieldRegions (wire names).
+const (
+	FieldRegionName  = "name"
+	FieldRegionRTTMs = "rtt_ms"
+	FieldRegionState = "state"
+)
+
+// Node metadata fields a geode sidecar sets on its xDS node (wire names): registration
+// data for the control plane. NodeRegionKey may stand in for node.locality.region; when
+// both are set they must agree.
+const (
+	NodeRegionKey  = "geode.region"
+	NodeServiceKey = "geode.service"
+	// NodeAddressKey is host:port of the sidecar's inbound listener.
+	NodeAddressKey = "geode.address"
+)
+
+// Region is one region of the fleet as the requesting client's region sees it.
+type Region struct {
+	// Name of the region. Required.
+	Name string
+	// RTT is the round-trip time from the requesting client's region; zero for that
+	// region itself. It travels as a number of milliseconds (fractions allowed).
+	RTT time.Duration
+	// State: healthy, degraded, draining, down or fenced (the names of
+	// affinity.RegionState; the sidecar parses it with affinity.ParseRegionState).
+	// Required.
+	State string
+}
 
 // Policy is one service's geode policy as it travels on the wire. The policy strings have
 // the syntax of the sidecar config fields and of the geode.io/* Service annotations
@@ -57,6 +89,12 @@ type Policy struct {
 	CrossRegionBudget string
 	// ReplicationLagBound is written as a Go duration string ("2s"); zero is omitted.
 	ReplicationLagBound time.Duration
+	// Regions are every region of the fleet, in the control plane's configuration order,
+	// with its RTT from the requesting client's region and its current state, down and
+	// fenced regions included. Optional (an empty list is omitted); a geode sidecar
+	// needs it, Envoy and grpc-go ignore it. Every cluster sent to one client carries
+	// the same list.
+	Regions []Region
 }
 
 // Encode returns p as the Struct that goes under filter_metadata[MetadataKey].
@@ -96,6 +134,29 @@ func Encode(p Policy) (*structpb.Struct, error) {
 	}
 	if p.ReplicationLagBound > 0 {
 		f[FieldReplicationLagBound] = structpb.NewStringValue(p.ReplicationLagBound.String())
+	}
+	if len(p.Regions) > 0 {
+		vals := make([]*structpb.Value, len(p.Regions))
+		seen := map[string]bool{}
+		for i, r := range p.Regions {
+			switch {
+			case r.Name == "":
+				return nil, fmt.Errorf("geode policy for %q: regions[%d].name is required", p.Service, i)
+			case seen[r.Name]:
+				return nil, fmt.Errorf("geode policy for %q: regions[%d]: region %q is listed twice", p.Service, i, r.Name)
+			case r.RTT < 0:
+				return nil, fmt.Errorf("geode policy for %q: regions[%d].rtt_ms is negative", p.Service, i)
+			case r.State == "":
+				return nil, fmt.Errorf("geode policy for %q: regions[%d].state is required", p.Service, i)
+			}
+			seen[r.Name] = true
+			vals[i] = structpb.NewStructValue(&structpb.Struct{Fields: map[string]*structpb.Value{
+				FieldRegionName:  structpb.NewStringValue(r.Name),
+				FieldRegionRTTMs: structpb.NewNumberValue(float64(r.RTT) / float64(time.Millisecond)),
+				FieldRegionState: structpb.NewStringValue(r.State),
+			}})
+		}
+		f[FieldRegions] = structpb.NewListValue(&structpb.ListValue{Values: vals})
 	}
 	return &structpb.Struct{Fields: f}, nil
 }
@@ -177,6 +238,26 @@ func Decode(s *structpb.Struct) (Policy, error) {
 				continue
 			}
 			p.ReplicationLagBound = lag
+		case FieldRegions:
+			l, ok := v.GetKind().(*structpb.Value_ListValue)
+			if !ok {
+				bad(name, "must be a list of {name, rtt_ms, state}")
+				continue
+			}
+			seen := map[string]int{}
+			for i, e := range l.ListValue.GetValues() {
+				r, err := decodeRegion(fmt.Sprintf("%s[%d]", name, i), e)
+				if err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				if j, dup := seen[r.Name]; dup {
+					bad(fmt.Sprintf("%s[%d].name", name, i), "region %q is listed twice (also %s[%d])", r.Name, name, j)
+					continue
+				}
+				seen[r.Name] = i
+				p.Regions = append(p.Regions, r)
+			}
 		default:
 			bad(name, "unknown field")
 		}
@@ -195,6 +276,58 @@ func Decode(s *structpb.Struct) (Policy, error) {
 	}
 	return p, nil
 }
+
+// decodeRegion reads one entry of FieldRegions; path is its field path for errors.
+func decodeRegion(path string, v *structpb.Value) (Region, error) {
+	var r Region
+	sv, ok := v.GetKind().(*structpb.Value_StructValue)
+	if !ok {
+		return r, fmt.Errorf("geode policy: %s: must be a struct {name, rtt_ms, state}", path)
+	}
+	fields := sv.StructValue.GetFields()
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("geode policy: %s.%s: %s", path, field, fmt.Sprintf(format, args...)))
+	}
+	for _, name := range sortedKeys(fields) {
+		f := fields[name]
+		switch name {
+		case FieldRegionName, FieldRegionState:
+			s, ok := f.GetKind().(*structpb.Value_StringValue)
+			switch {
+			case !ok:
+				bad(name, "must be a string")
+			case s.StringValue == "":
+				bad(name, "must not be empty")
+			case name == FieldRegionName:
+				r.Name = s.StringValue
+			default:
+				r.State = s.StringValue
+			}
+		case FieldRegionRTTMs:
+			n, ok := f.GetKind().(*structpb.Value_NumberValue)
+			switch {
+			case !ok:
+				bad(name, "must be a number")
+			case math.IsNaN(n.NumberValue) || math.IsInf(n.NumberValue, 0) || n.NumberValue < 0 || n.NumberValue > maxRTTMs:
+				bad(name, "%v is not a number of milliseconds in [0,%d]", n.NumberValue, int64(maxRTTMs))
+			default:
+				r.RTT = time.Duration(math.Round(n.NumberValue * float64(time.Millisecond)))
+			}
+		default:
+			bad(name, "unknown field")
+		}
+	}
+	for _, req := range []string{FieldRegionName, FieldRegionRTTMs, FieldRegionState} {
+		if fields[req] == nil {
+			bad(req, "is required")
+		}
+	}
+	return r, errors.Join(errs...)
+}
+
+// maxRTTMs bounds rtt_ms: an hour is far beyond any real RTT and far inside int64 ns.
+const maxRTTMs = float64(time.Hour / time.Millisecond)
 
 func sortedKeys(m map[string]*structpb.Value) []string {
 	keys := make([]string, 0, len(m))
@@ -220,6 +353,15 @@ func (p Policy) String() string {
 	}
 	if p.ReplicationLagBound > 0 {
 		fmt.Fprintf(&b, " %s=%s", FieldReplicationLagBound, p.ReplicationLagBound)
+	}
+	if len(p.Regions) > 0 {
+		fmt.Fprintf(&b, " %s=", FieldRegions)
+		for i, r := range p.Regions {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, "%s:%s:%s", r.Name, r.RTT, r.State)
+		}
 	}
 	return b.String()
 }

@@ -8,7 +8,9 @@
 //   - CDS: cluster S of type EDS (config source: ADS; EDS service_name S), lb_policy
 //     ROUND_ROBIN (accepted by grpc-go and Envoy), circuit breakers, outlier detection,
 //     HTTP/2 upstream options for grpc/http2 services, and S's geode policy as
-//     metadata.filter_metadata["geode"] (schema: controlplane/api).
+//     metadata.filter_metadata["geode"] (schema: controlplane/api), including the
+//     regions as R sees them (RegionView: every region, its RTT from R, its state —
+//     down and fenced ones too, so a geode sidecar knows why they are missing from EDS).
 //   - EDS: ClusterLoadAssignment S with one LocalityLbEndpoints per (region, zone),
 //     locality.region/zone set, every locality weighted (grpc-go ignores unweighted
 //     ones) by its endpoint count, and priorities by proximity from R: R first, then by
@@ -26,8 +28,8 @@
 // chain, and separately checks that every route's cluster exists in CDS.
 //
 // TODO(issue 4, later steps): an Envoy outbound listener with a socket address and a
-// filter chain; hash policy for stickiness; SDS secrets for session-token keys; regions,
-// RTTs and states for geode sidecars; a capped ramp when shifting traffic.
+// filter chain; hash policy for stickiness; SDS secrets for session-token keys; a capped
+// ramp when shifting traffic.
 //
 // Imports: model, api. Functions are pure and safe for concurrent use.
 package translate

@@ -106,8 +106,12 @@ func Resources(m *model.Model, region string) (map[resource.Type][]types.Resourc
 		vhosts                         []*routev3.VirtualHost
 		errs                           []error
 	)
+	view, err := RegionView(m, region)
+	if err != nil {
+		return nil, err
+	}
 	for _, svc := range m.Services() {
-		c, err := buildCluster(svc)
+		c, err := buildCluster(svc, view)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -162,13 +166,32 @@ const (
 	maxRetries         = 3
 )
 
-func buildCluster(svc model.Service) (*clusterv3.Cluster, error) {
+// RegionView returns every region of m, in configuration order, with its RTT from
+// region from and its current state: what a geode sidecar in from needs to order and
+// skip regions itself. It travels on every cluster as the geode metadata's regions.
+func RegionView(m *model.Model, from string) ([]api.Region, error) {
+	if _, ok := m.Region(from); !ok {
+		return nil, fmt.Errorf("unknown region %q", from)
+	}
+	var out []api.Region
+	for _, r := range m.Regions() {
+		rtt, ok := m.RTT(from, r.Name)
+		if !ok {
+			return nil, fmt.Errorf("no RTT between %q and %q", from, r.Name)
+		}
+		out = append(out, api.Region{Name: r.Name, RTT: rtt, State: r.State.String()})
+	}
+	return out, nil
+}
+
+func buildCluster(svc model.Service, regions []api.Region) (*clusterv3.Cluster, error) {
 	pol, err := api.Encode(api.Policy{
 		Service: svc.Name, Protocol: svc.Protocol, Authorities: svc.Authorities,
 		Consistency: svc.Policy.Consistency, AffinityKey: svc.Policy.AffinityKey,
 		HomeRegions: svc.Policy.HomeRegions, WriteFailover: svc.Policy.WriteFailover,
 		Residency: svc.Policy.Residency, CrossRegionBudget: svc.Policy.CrossRegionBudget,
 		ReplicationLagBound: svc.Policy.ReplicationLagBound,
+		Regions:             regions,
 	})
 	if err != nil {
 		return nil, err

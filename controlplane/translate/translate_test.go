@@ -181,3 +181,34 @@ func TestUnknownRegion(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// Every cluster carries the regions as the requesting region sees them: all of them, in
+// configuration order, RTT from the requester, current state — down ones included.
+func TestClustersCarryTheRegionView(t *testing.T) {
+	m, err := testModel(t).WithRegionState("us-west", affinity.Down)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ from, want string }{
+		{"us-east", "us-east:0s:healthy,eu-west:81ms:healthy,us-west:87ms:down"},
+		{"eu-west", "us-east:81ms:healthy,eu-west:0s:healthy,us-west:137ms:down"},
+		{"us-west", "us-east:87ms:healthy,eu-west:137ms:healthy,us-west:0s:down"},
+	} {
+		snap, err := ForRegion(m, tc.from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := snap.GetResources(resource.ClusterType)["greeter"].(*clusterv3.Cluster)
+		pol, err := api.Decode(c.GetMetadata().GetFilterMetadata()[api.MetadataKey])
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, r := range pol.Regions {
+			got = append(got, r.Name+":"+r.RTT.String()+":"+r.State)
+		}
+		if strings.Join(got, ",") != tc.want {
+			t.Errorf("from %s: regions = %s, want %s", tc.from, strings.Join(got, ","), tc.want)
+		}
+	}
+}
