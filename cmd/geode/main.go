@@ -15,6 +15,8 @@ const usage = `geode — region-aware sidecar and control plane for active-activ
 
 Usage:
   geode sidecar --config FILE     run a sidecar (SIGHUP reloads FILE; SIGTERM drains and exits)
+  geode sidecar --config FILE --xds ADDR --insecure
+                                  take regions and services from a control plane
   geode sidecar --check FILE      validate a sidecar config and exit
   geode demo [--json] [--duration 15s] [--no-fault]
                                   three regions on loopback: Geode routing next to naive routing

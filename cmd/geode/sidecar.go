@@ -13,10 +13,13 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/geodemesh/geode/consistency"
 	"github.com/geodemesh/geode/proxy/config"
 	"github.com/geodemesh/geode/proxy/sidecar"
+	"github.com/geodemesh/geode/proxy/xds"
 	"github.com/geodemesh/geode/tracing"
 )
 
@@ -26,6 +29,12 @@ func runSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	path := fs.String("config", "", "sidecar config `file` (YAML)")
 	check := fs.String("check", "", "validate the config `file` and exit")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	xdsServer := fs.String("xds", "", "control plane `address` (host:port): regions and services come from it; the file keeps listeners, app, limits, session")
+	xdsCache := fs.String("xds-cache", "", "`file` keeping the last good state from the control plane, for a start without one")
+	nodeID := fs.String("node-id", "", "this sidecar's node id at the control plane (default: host name and region)")
+	zone := fs.String("zone", "", "this sidecar's zone within its region")
+	service := fs.String("service", "", "the service this sidecar's app serves (registration data for the control plane)")
+	insecureXDS := fs.Bool("insecure", false, "talk plaintext to the control plane (mTLS is not implemented yet)")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
@@ -68,14 +77,49 @@ func runSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
+	first := c
+	if *xdsServer != "" {
+		if !*insecureXDS {
+			return errors.New("--xds: mTLS to the control plane is not implemented yet; run with --insecure")
+		}
+		log.Warn("talking PLAINTEXT to the control plane (--insecure): anyone on the path can read and change routing")
+		if *xdsCache != "" {
+			if cached, err := xds.LoadCache(*xdsCache, c); err == nil {
+				first = cached // routes at once; the control plane's state replaces it
+			}
+		}
+		id := *nodeID
+		if id == "" {
+			host, _ := os.Hostname()
+			id = host + "." + c.Region
+		}
+		sc, err := sidecar.New(sidecar.Options{Config: first, Logger: log, TracerProvider: tp})
+		if err != nil {
+			return err
+		}
+		client, err := xds.New(xds.Options{
+			Server: *xdsServer, DialOptions: []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())},
+			NodeID: id, Zone: *zone, Service: *service, Address: c.Listeners.Inbound,
+			Base: c, Apply: sc.Apply, CacheFile: *xdsCache, Logger: log.With("component", "xds"),
+		})
+		if err != nil {
+			return err
+		}
+		return runUntilDone(ctx, sc, client.Run, flushSpans)
+	}
 	sc, err := sidecar.New(sidecar.Options{Config: c, Logger: log, TracerProvider: tp})
 	if err != nil {
 		return err
 	}
+	return runUntilDone(ctx, sc, func(ctx context.Context) error { return reloadOnHangup(ctx, *path, sc, log) }, flushSpans)
+}
 
+// runUntilDone runs the sidecar and its source of configuration (the file's SIGHUP
+// reloads, or the control plane) until ctx ends, then flushes spans.
+func runUntilDone(ctx context.Context, sc *sidecar.Sidecar, source func(context.Context) error, flushSpans func(context.Context) error) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return sc.Run(gctx) })
-	g.Go(func() error { return reloadOnHangup(gctx, *path, sc, log) })
+	g.Go(func() error { return source(gctx) })
 	runErr := g.Wait()
 
 	// Flush spans after the drain, on a fresh deadline.

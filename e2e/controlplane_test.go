@@ -1,0 +1,129 @@
+package e2e
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// regionBackend is an app that says which region it plays.
+func regionBackend(t *testing.T, region string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, region) })}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().String()
+}
+
+// startProcess runs the geode binary with args until the test ends (SIGTERM, then
+// waits), keeping its stderr for failure messages.
+func startProcess(t *testing.T, bin string, args ...string) *syncBuffer {
+	t.Helper()
+	var stderr syncBuffer
+	cmd := exec.Command(bin, args...)
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-done:
+			if err != nil && !t.Failed() {
+				t.Errorf("geode %s exited with %v\n%s", args[0], err, stderr.String())
+			}
+		case <-time.After(15 * time.Second):
+			cmd.Process.Kill()
+			t.Errorf("geode %s did not stop within 15s of SIGTERM", args[0])
+		}
+	})
+	return &stderr
+}
+
+// The binary end to end: a control plane serves regions and services from a manifest
+// directory, a sidecar takes them over xDS and routes by them, and `geode region down`
+// moves its traffic to the next region.
+func TestSidecarFollowsAControlPlaneProcess(t *testing.T) {
+	bin := buildGeode(t)
+	east, west := regionBackend(t, "us-east"), regionBackend(t, "eu-west")
+	dir := t.TempDir()
+	manifests := filepath.Join(dir, "manifests")
+	os.Mkdir(manifests, 0o755)
+	os.WriteFile(filepath.Join(manifests, "geode.yaml"), []byte(fmt.Sprintf(`apiVersion: geode.io/v1alpha1
+kind: Geode
+regions:
+  - name: us-east
+    rtt: {eu-west: 81ms}
+  - name: eu-west
+services:
+  - name: web
+    protocol: http1
+    endpoints:
+      us-east: ["%s"]
+      eu-west: ["%s"]
+`, east, west)), 0o600)
+	xdsAddr, adminAddr := freePort(t), freePort(t)
+	cpErr := startProcess(t, bin, "controlplane", "--config", manifests, "--listen", xdsAddr, "--admin", adminAddr, "--insecure")
+
+	outbound := freePort(t)
+	base := filepath.Join(dir, "sidecar.yaml")
+	os.WriteFile(base, []byte(fmt.Sprintf(`region: us-east
+listeners: {outbound: "%s"}
+regions: [{name: us-east}]
+`, outbound)), 0o600)
+	scErr := startProcess(t, bin, "sidecar", "--config", base, "--xds", xdsAddr, "--insecure", "--node-id", "e2e-sidecar")
+
+	servedBy := func() string {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+outbound+"/", nil)
+		req.Host = "web"
+		resp, err := (&http.Client{Timeout: 2 * time.Second}).Do(req)
+		if err != nil {
+			return err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for servedBy() != "us-east" {
+		if time.Now().After(deadline) {
+			t.Fatalf("the sidecar never routed web to us-east: last %q\ncontrol plane:\n%s\nsidecar:\n%s", servedBy(), cpErr.String(), scErr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	out, err := exec.Command(bin, "region", "down", "us-east", "--admin", adminAddr).CombinedOutput()
+	if err != nil {
+		t.Fatalf("geode region down: %v\n%s", err, out)
+	}
+	start := time.Now()
+	for servedBy() != "eu-west" {
+		if time.Since(start) > 5*time.Second {
+			t.Fatalf("still %q 5s after us-east went down", servedBy())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("failover to eu-west %v after `geode region down us-east`", time.Since(start).Round(time.Millisecond))
+
+	status, err := exec.Command(bin, "status", "--admin", adminAddr).CombinedOutput()
+	if err != nil {
+		t.Fatalf("geode status: %v\n%s", err, status)
+	}
+	if !strings.Contains(string(status), "e2e-sidecar") || !strings.Contains(string(status), "SYNCED") {
+		t.Fatalf("geode status does not show the synced sidecar:\n%s", status)
+	}
+}
