@@ -3,7 +3,7 @@ GO        ?= go
 BIN       ?= bin/geode
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: build demo test lint e2e bench fuzz docker clean
+.PHONY: build demo test lint e2e bench bench-cp fuzz docker clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/geode
@@ -31,6 +31,10 @@ fuzz:
 
 bench:
 	./e2e/bench/run.sh
+
+# Control-plane fan-out to 1,000 and 10,000 simulated ADS clients (issue 4); rewrites its BENCHMARKS.md section.
+bench-cp:
+	$(GO) run ./controlplane/bench -n 1000,10000 -mode sotw,delta -rounds 5 -benchmarks BENCHMARKS.md
 
 docker:
 	docker build -t geode:dev .

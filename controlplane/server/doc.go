@@ -20,6 +20,11 @@
 // becomes the bottleneck (the scale benchmark of issue 4 will tell), EDS can move to
 // per-region LinearCaches behind a MuxCache without changing the wire.
 //
+// Each published resource is encoded to its wire form once (encode.go): the
+// SnapshotCache otherwise re-marshals every resource for every client on every push,
+// which was the largest CPU cost of a region-state change reaching 10,000 clients. The
+// cache's copies are wire-only; read resources from translate.
+//
 // Admin API (bind it to loopback): POST /regions/{name}/drain|fence|down|restore sets
 // or clears an operator override of the region's state, re-translates and republishes;
 // GET /config_dump shows the model and each region's snapshot versions; GET /status lists

@@ -150,6 +150,9 @@ func (s *Server) publishLocked(ctx context.Context, base *model.Model, overrides
 	var errs []error
 	for _, r := range cur.RegionNames() {
 		snap, err := translate.ForRegion(cur, r)
+		if err == nil {
+			snap, err = encodeOnce(snap)
+		}
 		if err != nil {
 			errs = append(errs, err)
 			continue
