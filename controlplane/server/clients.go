@@ -93,41 +93,52 @@ type clients struct {
 	log     *slog.Logger
 	regions func(string) bool // whether a region is known
 
-	mu      sync.Mutex
-	streams map[int64]*client
+	mu sync.Mutex
+	// streams is keyed by protocol and id: go-control-plane numbers state-of-the-world
+	// and delta streams separately, both from 1.
+	streams map[streamKey]*client
 	refused int64
 	nacks   int64
 }
 
+// streamKey names one stream.
+type streamKey struct {
+	delta bool
+	id    int64
+}
+
+func sotw(id int64) streamKey  { return streamKey{id: id} }
+func delta(id int64) streamKey { return streamKey{delta: true, id: id} }
+
 func newClients(log *slog.Logger, known func(string) bool) *clients {
-	return &clients{log: log, regions: known, streams: map[int64]*client{}}
+	return &clients{log: log, regions: known, streams: map[streamKey]*client{}}
 }
 
 func (c *clients) callbacks() xdsserver.Callbacks {
 	return xdsserver.CallbackFuncs{
 		StreamOpenFunc: func(_ context.Context, id int64, _ string) error {
-			c.open(id, "sotw")
+			c.open(sotw(id))
 			return nil
 		},
-		StreamClosedFunc: func(id int64, _ *corev3.Node) { c.close(id) },
+		StreamClosedFunc: func(id int64, _ *corev3.Node) { c.close(sotw(id)) },
 		DeltaStreamOpenFunc: func(_ context.Context, id int64, _ string) error {
-			c.open(id, "delta")
+			c.open(delta(id))
 			return nil
 		},
-		DeltaStreamClosedFunc: func(id int64, _ *corev3.Node) { c.close(id) },
+		DeltaStreamClosedFunc: func(id int64, _ *corev3.Node) { c.close(delta(id)) },
 		StreamRequestFunc: func(id int64, req *discoveryv3.DiscoveryRequest) error {
-			return c.request(id, req.GetNode(), req.GetTypeUrl(), req.GetResponseNonce(), req.GetVersionInfo(), req.GetErrorDetail())
+			return c.request(sotw(id), req.GetNode(), req.GetTypeUrl(), req.GetResponseNonce(), req.GetVersionInfo(), req.GetErrorDetail())
 		},
 		StreamResponseFunc: func(_ context.Context, id int64, _ *discoveryv3.DiscoveryRequest, resp *discoveryv3.DiscoveryResponse) {
-			c.response(id, resp.GetTypeUrl(), resp.GetNonce(), resp.GetVersionInfo())
+			c.response(sotw(id), resp.GetTypeUrl(), resp.GetNonce(), resp.GetVersionInfo())
 		},
 		StreamDeltaRequestFunc: func(id int64, req *discoveryv3.DeltaDiscoveryRequest) error {
 			// Delta requests carry no version: the ACKed version is the one sent with
 			// the nonce they answer.
-			return c.request(id, req.GetNode(), req.GetTypeUrl(), req.GetResponseNonce(), "", req.GetErrorDetail())
+			return c.request(delta(id), req.GetNode(), req.GetTypeUrl(), req.GetResponseNonce(), "", req.GetErrorDetail())
 		},
 		StreamDeltaResponseFunc: func(id int64, _ *discoveryv3.DeltaDiscoveryRequest, resp *discoveryv3.DeltaDiscoveryResponse) {
-			c.response(id, resp.GetTypeUrl(), resp.GetNonce(), resp.GetSystemVersionInfo())
+			c.response(delta(id), resp.GetTypeUrl(), resp.GetNonce(), resp.GetSystemVersionInfo())
 		},
 		FetchRequestFunc: func(_ context.Context, req *discoveryv3.DiscoveryRequest) error {
 			return c.checkNode(req.GetNode())
@@ -135,19 +146,23 @@ func (c *clients) callbacks() xdsserver.Callbacks {
 	}
 }
 
-func (c *clients) open(id int64, proto string) {
+func (c *clients) open(k streamKey) {
+	proto := "sotw"
+	if k.delta {
+		proto = "delta"
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.streams[id] = &client{
-		ClientStatus: ClientStatus{Stream: id, Protocol: proto, ConnectedAt: time.Now(), Acked: map[string]string{}, Sent: map[string]string{}},
+	c.streams[k] = &client{
+		ClientStatus: ClientStatus{Stream: k.id, Protocol: proto, ConnectedAt: time.Now(), Acked: map[string]string{}, Sent: map[string]string{}},
 		lastSent:     map[string]sent{},
 	}
 }
 
-func (c *clients) close(id int64) {
+func (c *clients) close(k streamKey) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	delete(c.streams, id)
+	delete(c.streams, k)
 }
 
 // checkNode refuses a node whose region is missing or unknown.
@@ -166,9 +181,9 @@ func (c *clients) checkNode(node *corev3.Node) error {
 	return nil
 }
 
-func (c *clients) request(id int64, node *corev3.Node, typeURL, nonce, version string, nack *rpcstatus.Status) error {
+func (c *clients) request(k streamKey, node *corev3.Node, typeURL, nonce, version string, nack *rpcstatus.Status) error {
 	c.mu.Lock()
-	cl := c.streams[id]
+	cl := c.streams[k]
 	first := cl != nil && !cl.nodeSeen
 	c.mu.Unlock()
 	if cl == nil {
@@ -210,10 +225,10 @@ func (c *clients) request(id int64, node *corev3.Node, typeURL, nonce, version s
 	return nil
 }
 
-func (c *clients) response(id int64, typeURL, nonce, version string) {
+func (c *clients) response(k streamKey, typeURL, nonce, version string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if cl := c.streams[id]; cl != nil {
+	if cl := c.streams[k]; cl != nil {
 		cl.lastSent[typeURL] = sent{nonce: nonce, version: version}
 		cl.Sent[typeURL] = version
 	}

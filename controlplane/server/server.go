@@ -202,7 +202,7 @@ func (s *Server) Status() Status { return s.clients.status() }
 // Run serves xDS and the admin API until ctx is done, then stops both.
 func (s *Server) Run(ctx context.Context) error {
 	gs := grpc.NewServer(s.grpcOpts...)
-	xs := xdsserver.NewServer(ctx, s.cache, s.clients.callbacks())
+	xs := xdsserver.NewServer(ctx, nackHold{SnapshotCache: s.cache, hash: regionHash{}}, s.clients.callbacks())
 	discoveryv3.RegisterAggregatedDiscoveryServiceServer(gs, xs)
 
 	g, gctx := errgroup.WithContext(ctx)
