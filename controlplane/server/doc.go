@@ -25,6 +25,10 @@
 // which was the largest CPU cost of a region-state change reaching 10,000 clients. The
 // cache's copies are wire-only; read resources from translate.
 //
+// A NACK of the version in force is held (nack.go): the SnapshotCache would answer it,
+// since it carries the client's previous version, with the rejected version again, in a
+// loop. The client keeps its last good state and gets the next snapshot.
+//
 // Admin API (bind it to loopback): POST /regions/{name}/drain|fence|down|restore sets
 // or clears an operator override of the region's state, re-translates and republishes;
 // GET /config_dump shows the model and each region's snapshot versions; GET /status lists
@@ -35,7 +39,6 @@
 // stopped. New starts nothing.
 //
 // TODO(issue 4, later steps): mTLS with identity/region binding; registration of
-// endpoints through node metadata; suppressing the re-send of a NACKed version (the
-// SnapshotCache answers a NACK, which carries the previous version, with the current
-// version again); bounded per-client queues; region summaries from sidecars and peers.
+// endpoints through node metadata; bounded per-client queues; region summaries from
+// sidecars and peers.
 package server
