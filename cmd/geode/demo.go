@@ -16,7 +16,8 @@ import (
 // maxDemoDuration keeps `geode demo` under a minute with start-up, seeding and shutdown.
 const maxDemoDuration = 45 * time.Second
 
-// runDemo runs three regions on loopback with emulated WAN latency, the same workload of
+// runDemo runs three regions on loopback with emulated WAN latency (each region's sidecar
+// fed by its own region's control plane, or with --static a static config), the same workload of
 // travelling sessions routed by Geode and naively side by side, and (unless --no-fault)
 // an app outage in eu-west, then prints the report. It fails when the fleet did, when any
 // request of either arm failed, or when Geode's arm broke read-your-writes.
@@ -28,6 +29,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	noFault := fs.Bool("no-fault", false, "do not stop eu-west's app in the middle of the run")
 	clients := fs.Int("clients", demo.DefaultConcurrency, "sessions starting in each region, per arm (geode and naive)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	static := fs.Bool("static", false, "give every sidecar a static config instead of running a control plane per region")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
@@ -55,6 +57,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		Concurrency: *clients,
 		Fault:       !*noFault,
 		Logger:      log,
+		Static:      *static,
 	})
 	if report != nil {
 		if *asJSON {

@@ -59,6 +59,10 @@ type Options struct {
 	TravelEvery int
 	// Seed makes the workload's choices reproducible; 0 picks one from the clock.
 	Seed uint64
+	// Static gives every sidecar its whole config (regions, services, endpoints) up
+	// front. By default each region runs its own control plane and its sidecar gets
+	// regions, services and endpoints from it over xDS (fleet.Options.ControlPlanes).
+	Static bool
 }
 
 func (o *Options) defaults() {
@@ -141,7 +145,8 @@ type lastWrite struct {
 	unsure bool
 }
 
-// Run starts a fleet (WAN emulation, 500ms replication lag) and runs the same workload
+// Run starts a fleet (WAN emulation, 500ms replication lag, a control plane per region
+// unless Options.Static) and runs the same workload
 // of travelling sessions through both arms at once (geode: service profiles with session
 // tokens; naive: service profiles-naive without), optionally with the fault, and
 // reports what the sessions saw. It returns an error when the fleet fails or the fault
@@ -150,7 +155,7 @@ type lastWrite struct {
 func Run(ctx context.Context, opts Options) (*Report, error) {
 	opts.defaults()
 	log := opts.Logger
-	f, err := fleet.Start(ctx, fleet.Options{WAN: true, Lag: Lag, Logger: log})
+	f, err := fleet.Start(ctx, fleet.Options{WAN: true, Lag: Lag, Logger: log, ControlPlanes: !opts.Static})
 	if err != nil {
 		return nil, err
 	}
@@ -158,6 +163,12 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	transport := &http.Transport{MaxIdleConnsPerHost: sessions, IdleConnTimeout: 30 * time.Second}
 	client := &http.Client{Transport: transport, Timeout: requestTimeout}
 	report, runErr := run(ctx, f, client, opts)
+	if report != nil {
+		report.Config = ConfigControlPlanes
+		if opts.Static {
+			report.Config = ConfigStatic
+		}
+	}
 	transport.CloseIdleConnections()
 	if err := f.Close(); err != nil {
 		runErr = errors.Join(runErr, fmt.Errorf("demo: stopping the fleet: %w", err))

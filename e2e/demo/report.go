@@ -22,7 +22,16 @@ type Report struct {
 	DurationMS float64 `json:"duration_ms"`
 	Naive      *Arm    `json:"naive"`
 	Fault      *Fault  `json:"fault"`
+	// Config is how the sidecars got their configuration: ConfigControlPlanes or
+	// ConfigStatic.
+	Config string `json:"config"`
 }
+
+// Values of Report.Config.
+const (
+	ConfigControlPlanes = "control-planes" // one control plane per region, xDS to its sidecar
+	ConfigStatic        = "static"         // every sidecar given its whole config up front
+)
 
 // Arm is what the sessions of one arm saw, over all regions.
 type Arm struct {
@@ -289,6 +298,12 @@ func fraction(n, of int) float64 {
 // WriteTable prints the report for a human: one block per arm (a row per region and a
 // total), the fault, samples of errors and violations, and the comparison.
 func (r *Report) WriteTable(w io.Writer) error {
+	switch r.Config {
+	case ConfigControlPlanes:
+		fmt.Fprintf(w, "config: each region's sidecar fed over xDS by its own region's control plane\n\n")
+	case ConfigStatic:
+		fmt.Fprintf(w, "config: static sidecar configs\n\n")
+	}
 	blocks := []struct {
 		a     *Arm
 		title string

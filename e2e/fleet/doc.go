@@ -19,6 +19,18 @@
 // "profiles" and a 2s drain timeout, and go through config.Parse like a file would;
 // Options.Configure may adjust them.
 //
+// With Options.ControlPlanes each region also runs its own control plane
+// (controlplane/server; regional autonomy: no region depends on another's), whose model
+// is that region's config minus what only the sidecar knows: every region with its RTTs,
+// and the services with their policy and this region's view of the endpoints (through
+// its WAN links). The region's sidecar starts from a base config (its listeners, app,
+// session, limits, debug, only its own region, each service with its own region's
+// endpoints and its timeouts, retry and breaker) and an xDS client (proxy/xds, plaintext
+// on loopback) that replaces regions and services with the control plane's; xds.Merge
+// keeps the base's per-service timeouts, retry and breaker, which xDS does not carry.
+// Start then also waits, within the same bound, until every sidecar routes the state
+// from its control plane (every region, every service with a pool per region).
+//
 // Replication between the apps does NOT go through the WAN links or the sidecars: each
 // app pushes its writes straight to its peers' app addresses, delayed by Options.Lag.
 // Options.Lag is therefore the whole replication delay.
@@ -29,13 +41,14 @@
 //
 // # Imports
 //
-// It may import proxy/config, proxy/sidecar, examples/profiles, toxiproxy and the
-// standard library. Nothing in the product (proxy/..., controlplane/..., affinity/...)
+// It may import proxy/config, proxy/sidecar, proxy/xds, controlplane/model,
+// controlplane/server, examples/profiles, toxiproxy, grpc and the standard library. Nothing in the product (proxy/..., controlplane/..., affinity/...)
 // may import it; only e2e tests, e2e/demo and cmd.
 //
 // # Concurrency contract
 //
-// Start is the run method: it starts the apps' and sidecars' goroutines and returns when
+// Start is the run method: it starts the control planes' (if any), apps', sidecars' and
+// xDS clients' goroutines and returns when
 // every sidecar's /ready and every app's /healthz answer 200 (bounded at 10s), or with
 // an error after stopping whatever it started. The fleet runs until Close or until
 // Start's ctx ends. Close cancels everything, joins every goroutine the fleet started

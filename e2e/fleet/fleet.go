@@ -17,11 +17,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 	"go.yaml.in/yaml/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/geodemesh/geode/consistency"
+	"github.com/geodemesh/geode/controlplane/model"
+	"github.com/geodemesh/geode/controlplane/server"
 	"github.com/geodemesh/geode/examples/profiles"
 	"github.com/geodemesh/geode/proxy/config"
 	"github.com/geodemesh/geode/proxy/sidecar"
+	"github.com/geodemesh/geode/proxy/xds"
 )
 
 // Services every sidecar of a fleet routes. Both point at the same inbound listeners;
@@ -41,7 +46,7 @@ const (
 func DefaultRegions() []string { return []string{"us-east", "eu-west", "us-west"} }
 
 const (
-	readyTimeout   = 10 * time.Second // Start: every sidecar and app answering
+	readyTimeout   = 10 * time.Second // Start: every sidecar and app answering (and routing from xDS)
 	stopAppTimeout = 10 * time.Second // StopApp: the app's graceful shutdown (it bounds itself at 5s)
 	requestTimeout = 5 * time.Second  // services[].timeouts.request of the sidecar configs
 	drainTimeout   = 2 * time.Second  // limits.drain_timeout of the sidecar configs
@@ -69,6 +74,14 @@ type Options struct {
 	// KeyRing signs and verifies session tokens in every region; nil means a fresh
 	// random ring for this fleet.
 	KeyRing *consistency.KeyRing
+	// ControlPlanes runs one control plane per region (regional autonomy) and feeds
+	// each region's sidecar from its own region's control plane over xDS, instead of
+	// giving it the whole static config. Each control plane's model has every region
+	// and the services with that region's view of the endpoints (through its WAN
+	// links); the sidecar's own file keeps its listeners, app, session, limits, debug
+	// and, per service, the settings xDS does not carry (request timeout, breaker,
+	// retry), which xds.Merge keeps for the services the control plane sends.
+	ControlPlanes bool
 }
 
 // Fleet is a running set of regions on loopback. See doc.go for the contract.
@@ -95,6 +108,10 @@ type Region struct {
 	f        *Fleet
 	log      *slog.Logger
 	sc       *sidecar.Sidecar
+	cp       *server.Server // with Options.ControlPlanes: the region's control plane
+	xdsAddr  string         // its xDS listener
+	cpAdmin  string         // its admin listener
+	xc       *xds.Client    // the sidecar's xDS client
 	outbound string
 	inbound  string
 	admin    string
@@ -170,11 +187,15 @@ func Start(ctx context.Context, opts Options) (_ *Fleet, err error) {
 	}
 
 	// 1. Every listener, up front, so the configs can name each other's addresses.
-	type bound struct{ app, outbound, inbound, admin net.Listener }
+	type bound struct{ app, outbound, inbound, admin, xds, cpAdmin net.Listener }
 	lns := make([]bound, len(names))
 	for i, name := range names {
 		var b bound
-		for _, p := range []*net.Listener{&b.app, &b.outbound, &b.inbound, &b.admin} {
+		ps := []*net.Listener{&b.app, &b.outbound, &b.inbound, &b.admin}
+		if opts.ControlPlanes {
+			ps = append(ps, &b.xds, &b.cpAdmin)
+		}
+		for _, p := range ps {
 			if *p, err = listen(); err != nil {
 				return nil, err
 			}
@@ -190,6 +211,10 @@ func Start(ctx context.Context, opts Options) (_ *Fleet, err error) {
 			appAddr:  b.app.Addr().String(),
 			lag:      opts.Lag,
 		})
+		if opts.ControlPlanes {
+			r := f.regions[i]
+			r.xdsAddr, r.cpAdmin = b.xds.Addr().String(), b.cpAdmin.Addr().String()
+		}
 	}
 	for _, r := range f.regions {
 		r.peers = map[string]string{}
@@ -219,7 +244,9 @@ func Start(ctx context.Context, opts Options) (_ *Fleet, err error) {
 		}
 	}
 
-	// 3. One config and one sidecar per region, all sharing one session key ring.
+	// 3. One config and one sidecar per region, all sharing one session key ring. With
+	// control planes, the config is split: what xDS carries goes into the region's
+	// control plane model, the rest is the sidecar's base config.
 	keys := opts.KeyRing
 	if keys == nil {
 		var err error
@@ -238,6 +265,23 @@ func Start(ctx context.Context, opts Options) (_ *Fleet, err error) {
 				return nil, fmt.Errorf("fleet: %s: config after Configure: %w", r.Name, err)
 			}
 		}
+		if opts.ControlPlanes {
+			m, err := model.New(spec(c))
+			if err != nil {
+				return nil, fmt.Errorf("fleet: %s: control plane model: %w", r.Name, err)
+			}
+			if r.cp, err = server.New(server.Options{
+				Model:  m,
+				XDS:    lns[i].xds,
+				Admin:  lns[i].cpAdmin,
+				Logger: r.log.With("component", "controlplane"),
+			}); err != nil {
+				return nil, fmt.Errorf("fleet: %s: control plane: %w", r.Name, err)
+			}
+			if c, err = baseConfig(c); err != nil {
+				return nil, fmt.Errorf("fleet: %s: %w", r.Name, err)
+			}
+		}
 		r.sc, err = sidecar.New(sidecar.Options{
 			Config:   c,
 			KeyRing:  keys,
@@ -249,9 +293,40 @@ func Start(ctx context.Context, opts Options) (_ *Fleet, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("fleet: %s: %w", r.Name, err)
 		}
+		if opts.ControlPlanes {
+			if r.xc, err = xds.New(xds.Options{
+				Server:      r.xdsAddr,
+				DialOptions: []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())},
+				NodeID:      "sidecar-" + r.Name,
+				Service:     ServiceHTTP,
+				Address:     r.inbound,
+				Base:        c,
+				Apply:       r.sc.Apply,
+				MinBackoff:  50 * time.Millisecond,
+				MaxBackoff:  time.Second,
+				Logger:      r.log,
+			}); err != nil {
+				return nil, fmt.Errorf("fleet: %s: xds client: %w", r.Name, err)
+			}
+		}
 	}
 
-	// 4. Run everything. From here on the servers own their listeners.
+	// 4. Run everything: the control planes first, then the apps, the sidecars and
+	// their xDS clients. From here on the servers own their listeners.
+	for _, r := range f.regions {
+		if r.cp == nil {
+			continue
+		}
+		cp, name := r.cp, r.Name
+		if err := f.goRun(func() error {
+			if err := cp.Run(runCtx); err != nil {
+				return fmt.Errorf("fleet: %s: control plane: %w", name, err)
+			}
+			return nil
+		}); err != nil {
+			return nil, err
+		}
+	}
 	for i, r := range f.regions {
 		if err := r.startAppLocked(lns[i].app); err != nil {
 			return nil, err
@@ -260,6 +335,16 @@ func Start(ctx context.Context, opts Options) (_ *Fleet, err error) {
 		if err := f.goRun(func() error { return sc.Run(runCtx) }); err != nil {
 			return nil, err
 		}
+		if xc, name := r.xc, r.Name; xc != nil {
+			if err := f.goRun(func() error {
+				if err := xc.Run(runCtx); err != nil {
+					return fmt.Errorf("fleet: %s: xds client: %w", name, err)
+				}
+				return nil
+			}); err != nil {
+				return nil, err
+			}
+		}
 	}
 	pending = nil
 
@@ -267,7 +352,7 @@ func Start(ctx context.Context, opts Options) (_ *Fleet, err error) {
 	if err := f.waitReady(ctx); err != nil {
 		return nil, err
 	}
-	log.Info("fleet ready", "regions", strings.Join(names, ","), "wan", opts.WAN, "lag", opts.Lag.String())
+	log.Info("fleet ready", "regions", strings.Join(names, ","), "wan", opts.WAN, "lag", opts.Lag.String(), "control_planes", opts.ControlPlanes)
 	return f, nil
 }
 
@@ -332,13 +417,94 @@ func (f *Fleet) config(r *Region, rtts map[pair]time.Duration, link map[[2]strin
 		Limits: config.Limits{DrainTimeout: config.Duration(drainTimeout)},
 		Debug:  config.Debug{ReasonHeader: true},
 	}
-	b, err := yaml.Marshal(&c)
-	if err != nil {
-		return nil, fmt.Errorf("fleet: %s: encoding config: %w", r.Name, err)
-	}
-	out, err := config.Parse(b)
+	out, err := parse(&c)
 	if err != nil {
 		return nil, fmt.Errorf("fleet: %s: %w", r.Name, err)
+	}
+	return out, nil
+}
+
+// parse renders c and parses it back, so defaults are filled in and it is validated as
+// a file would be.
+func parse(c *config.Config) (*config.Config, error) {
+	b, err := yaml.Marshal(c)
+	if err != nil {
+		return nil, fmt.Errorf("encoding config: %w", err)
+	}
+	return config.Parse(b)
+}
+
+// spec is the part of a region's full sidecar config that a control plane carries:
+// every region with its RTTs and state, and every service with its endpoints (this
+// region's view of them: through its WAN links) and its routing policy.
+func spec(c *config.Config) model.Spec {
+	var s model.Spec
+	for _, r := range c.Regions {
+		rs := model.RegionSpec{Name: r.Name, State: r.State, RTT: map[string]time.Duration{}}
+		for other, d := range r.RTT {
+			rs.RTT[other] = time.Duration(d)
+		}
+		s.Regions = append(s.Regions, rs)
+	}
+	for _, svc := range c.Services {
+		ss := model.ServiceSpec{
+			Name:        svc.Name,
+			Protocol:    svc.Protocol,
+			Authorities: slices.Clone(svc.Authorities),
+			Endpoints:   map[string][]model.Endpoint{},
+			Policy: model.Policy{
+				Consistency:         svc.Consistency,
+				AffinityKey:         svc.AffinityKey,
+				HomeRegions:         svc.HomeRegions,
+				WriteFailover:       svc.WriteFailover,
+				Residency:           svc.Residency,
+				CrossRegionBudget:   svc.CrossRegionBudget,
+				ReplicationLagBound: time.Duration(svc.ReplicationLagBound),
+			},
+		}
+		for region, addrs := range svc.Endpoints {
+			for _, a := range addrs {
+				ss.Endpoints[region] = append(ss.Endpoints[region], model.Endpoint{Address: a})
+			}
+		}
+		s.Services = append(s.Services, ss)
+	}
+	return s
+}
+
+// baseConfig is a region's sidecar file when a control plane feeds it: the full
+// config's listeners, app, session, limits and debug, only its own region, and each
+// service with only its own region's endpoints, no routing policy, and the settings
+// xDS does not carry (timeouts, retry, breaker), which xds.Merge keeps for the
+// service of the same name from the control plane. Until the first xDS update it
+// serves its own region only.
+func baseConfig(full *config.Config) (*config.Config, error) {
+	c := *full
+	c.Regions = []config.Region{{Name: full.Region}}
+	for _, r := range full.Regions {
+		if r.Name == full.Region {
+			c.Regions[0].State = r.State
+		}
+	}
+	c.Services = nil
+	for _, svc := range full.Services {
+		eps := svc.Endpoints[full.Region]
+		if len(eps) == 0 {
+			continue
+		}
+		c.Services = append(c.Services, config.Service{
+			Name:        svc.Name,
+			Authorities: slices.Clone(svc.Authorities),
+			Protocol:    svc.Protocol,
+			Endpoints:   map[string][]string{full.Region: slices.Clone(eps)},
+			Timeouts:    svc.Timeouts,
+			Retry:       svc.Retry,
+			Breaker:     svc.Breaker,
+		})
+	}
+	out, err := parse(&c)
+	if err != nil {
+		return nil, fmt.Errorf("base config: %w", err)
 	}
 	return out, nil
 }
@@ -407,8 +573,37 @@ func (f *Fleet) waitReady(ctx context.Context) error {
 				}
 			}
 		}
+		if r.xc == nil {
+			continue
+		}
+		for !f.routesFromXDS(r) {
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("fleet: %s: no routing state from the control plane (xds status %+v): %w", r.Name, r.xc.Status(), context.Cause(ctx))
+			case <-tick.C:
+			}
+		}
 	}
 	return nil
+}
+
+// routesFromXDS reports whether r's sidecar routes a state from its control plane:
+// every region of the fleet, and every service with a pool in every region.
+func (f *Fleet) routesFromXDS(r *Region) bool {
+	if st := r.xc.Status(); st.Source != "xds" {
+		return false
+	}
+	d := r.sc.ConfigDump()
+	if len(d.Regions) != len(f.regions) {
+		return false
+	}
+	want := []string{ServiceHTTP, ServiceNaive, ServiceGRPC}
+	for _, svc := range d.Services {
+		if slices.Contains(want, svc.Name) && len(svc.Pools) == len(f.regions) {
+			want = slices.DeleteFunc(want, func(n string) bool { return n == svc.Name })
+		}
+	}
+	return len(want) == 0
 }
 
 func ok200(ctx context.Context, client *http.Client, url string) bool {
@@ -475,6 +670,18 @@ func (r *Region) AppAddr() string { return r.appAddr }
 
 // Sidecar returns the region's sidecar.
 func (r *Region) Sidecar() *sidecar.Sidecar { return r.sc }
+
+// ControlPlane returns the region's control plane, or nil without
+// Options.ControlPlanes.
+func (r *Region) ControlPlane() *server.Server { return r.cp }
+
+// ControlPlaneAddrs returns the addresses of the region's control plane: its xDS and
+// admin listeners; empty without Options.ControlPlanes.
+func (r *Region) ControlPlaneAddrs() (xdsAddr, admin string) { return r.xdsAddr, r.cpAdmin }
+
+// XDS returns the xDS client of the region's sidecar, or nil without
+// Options.ControlPlanes.
+func (r *Region) XDS() *xds.Client { return r.xc }
 
 // Store returns the running app's store, or nil while the app is stopped.
 func (r *Region) Store() *profiles.Store {

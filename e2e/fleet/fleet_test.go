@@ -45,14 +45,43 @@ func put(t *testing.T, client *http.Client, r *fleet.Region, path, body string) 
 	return resp
 }
 
-func TestFleet(t *testing.T) {
+func TestFleet(t *testing.T) { testFleet(t, false) }
+
+// TestFleetControlPlanes is TestFleet with every sidecar fed by its own region's
+// control plane over xDS.
+func TestFleetControlPlanes(t *testing.T) { testFleet(t, true) }
+
+func testFleet(t *testing.T, controlPlanes bool) {
 	before := runtime.NumGoroutine()
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 
-	f, err := fleet.Start(ctx, fleet.Options{WAN: true, Lag: 50 * time.Millisecond})
+	f, err := fleet.Start(ctx, fleet.Options{WAN: true, Lag: 50 * time.Millisecond, ControlPlanes: controlPlanes})
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, r := range f.Regions() {
+		if (r.ControlPlane() != nil) != controlPlanes || (r.XDS() != nil) != controlPlanes {
+			t.Fatalf("%s: control plane %v, xds client %v; want them iff ControlPlanes", r.Name, r.ControlPlane() != nil, r.XDS() != nil)
+		}
+		if !controlPlanes {
+			continue
+		}
+		// Start returned with the state from xDS applied: every region, the
+		// services, and the fast breaker kept from the sidecar's own config.
+		st := r.XDS().Status()
+		if st.Source != "xds" || !st.Connected {
+			t.Errorf("%s: xds status %+v, want connected, source xds", r.Name, st)
+		}
+		d := r.Sidecar().ConfigDump()
+		if len(d.Regions) != 3 || len(d.Services) != 3 {
+			t.Errorf("%s: sidecar routes %d regions, %d services; want 3 and 3", r.Name, len(d.Regions), len(d.Services))
+		}
+		for _, svc := range d.Services {
+			if svc.Name == fleet.ServiceHTTP && svc.Policy.Consistency != "session" {
+				t.Errorf("%s: %s consistency %q from xDS, want session", r.Name, svc.Name, svc.Policy.Consistency)
+			}
+		}
 	}
 	client := &http.Client{Timeout: 10 * time.Second}
 

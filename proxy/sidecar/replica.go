@@ -57,11 +57,16 @@ func (s *Sidecar) checkSession(w http.ResponseWriter, r *http.Request, st *route
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), conf.readWait)
 	defer cancel()
+	// Wait for the replica, asking the app for its watermark every few milliseconds
+	// (one pull in flight at a time, whoever waits) when it has a pull endpoint.
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
 	for !n.coveredBy(local.Watermark()) && ctx.Err() == nil {
 		changed := local.Changed()
 		s.pullWatermark(ctx, st, conf)
 		select {
 		case <-changed:
+		case <-tick.C:
 		case <-ctx.Done():
 		}
 	}
@@ -99,34 +104,19 @@ type appConf struct {
 	readWait      time.Duration
 }
 
-// pullWatermark asks the local app for its watermark, once at a time; waiters learn the
-// result through the replica's Changed channel.
+// pullWatermark asks the local app for its watermark, on the caller's goroutine and
+// within its context, unless another waiter's pull is under way; every waiter learns
+// the result through the replica's Changed channel.
 func (s *Sidecar) pullWatermark(ctx context.Context, st *route.State, conf *appConf) {
 	if conf.watermarkPath == "" || !s.pulling.CompareAndSwap(false, true) {
 		return
 	}
-	go func() {
-		defer s.pulling.Store(false)
-		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
-		defer cancel()
-		tick := time.NewTicker(5 * time.Millisecond)
-		defer tick.Stop()
-		for range 50 { // keep pulling while a reader waits, bounded
-			req := (&http.Request{Method: http.MethodGet, URL: &url.URL{Scheme: "http", Host: conf.address, Path: conf.watermarkPath}, Header: http.Header{}, Host: conf.address}).WithContext(pctx)
-			resp, err := s.appProxy.RoundTrip(req)
-			if err != nil {
-				return
-			}
-			discard(resp)
-			s.observeReplica(st, st.Local, resp.Header, time.Now())
-			if ctx.Err() != nil {
-				return
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-		}
-	}()
+	defer s.pulling.Store(false)
+	req := (&http.Request{Method: http.MethodGet, URL: &url.URL{Scheme: "http", Host: conf.address, Path: conf.watermarkPath}, Header: http.Header{}, Host: conf.address}).WithContext(ctx)
+	resp, err := s.appProxy.RoundTrip(req)
+	if err != nil {
+		return
+	}
+	discard(resp)
+	s.observeReplica(st, st.Local, resp.Header, time.Now())
 }

@@ -275,12 +275,28 @@ func (r resources) part(local string, base []config.Region) (p Part, dropped []s
 
 // Merge returns base with p's regions and services, defaulted and validated exactly as
 // a config file would be (it goes through config.Parse). base is not modified.
+//
+// The control plane carries routing policy and endpoints, not the sidecar's own
+// resilience settings. When base has a service of the same name, that service's
+// request and idle timeouts, retry and breaker settings are kept for the service from
+// the control plane (its connect timeout comes from the cluster); base services the
+// control plane does not send are not routed.
 func Merge(base *config.Config, p Part) (*config.Config, error) {
 	if p.Region != base.Region {
 		return nil, fmt.Errorf("xds: state is for region %q, this sidecar runs in %q", p.Region, base.Region)
 	}
 	c := *base
-	c.Regions, c.Services = p.Regions, p.Services
+	c.Regions = p.Regions
+	c.Services = make([]config.Service, len(p.Services))
+	for i, svc := range p.Services {
+		if own := baseService(base, svc.Name); own != nil {
+			svc.Timeouts.Request = own.Timeouts.Request
+			svc.Timeouts.Idle = own.Timeouts.Idle
+			svc.Retry = own.Retry
+			svc.Breaker = own.Breaker
+		}
+		c.Services[i] = svc
+	}
 	b, err := yaml.Marshal(&c)
 	if err != nil {
 		return nil, fmt.Errorf("xds: rendering the configuration: %w", err)
@@ -290,6 +306,16 @@ func Merge(base *config.Config, p Part) (*config.Config, error) {
 		return nil, fmt.Errorf("xds: %w", err)
 	}
 	return out, nil
+}
+
+// baseService returns base's service called name, or nil.
+func baseService(base *config.Config, name string) *config.Service {
+	for i := range base.Services {
+		if base.Services[i].Name == name {
+			return &base.Services[i]
+		}
+	}
+	return nil
 }
 
 // encodePart renders p as YAML; equal parts render equally.

@@ -145,3 +145,64 @@ func FuzzDecode(f *testing.F) {
 		_, _, _ = resources{clusters: clusters, clas: clas}.part("us-east", nil)
 	})
 }
+
+// Merge keeps a base service's own resilience settings (breaker, request and idle
+// timeouts, retry) for the service of the same name from the control plane, takes the
+// connect timeout, endpoints and policy from the control plane, and routes base
+// services the control plane does not send no more.
+func TestMergeKeepsBaseServiceSettings(t *testing.T) {
+	base, err := config.Parse([]byte(`
+region: us-east
+listeners: {outbound: "127.0.0.1:1"}
+regions: [{name: us-east}]
+services:
+  - name: web
+    endpoints: {us-east: ["127.0.0.1:9"]}
+    timeouts: {request: 7s, idle: 20s, connect: 3s}
+    retry: {attempts: 2}
+    breaker: {consecutive_failures: 3, open_for: 1s}
+  - name: local-only
+    endpoints: {us-east: ["127.0.0.1:10"]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := Part{
+		Region:  "us-east",
+		Regions: []config.Region{{Name: "us-east", RTT: map[string]config.Duration{"eu-west": config.Duration(81 * time.Millisecond)}}, {Name: "eu-west"}},
+		Services: []config.Service{
+			{Name: "web", Protocol: "http1", Consistency: "session", Timeouts: config.Timeouts{Connect: config.Duration(time.Second)},
+				Endpoints: map[string][]string{"us-east": {"127.0.0.1:11"}, "eu-west": {"127.0.0.1:12"}}},
+			{Name: "other", Protocol: "http1", Endpoints: map[string][]string{"eu-west": {"127.0.0.1:13"}}},
+		},
+	}
+	c, err := Merge(base, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Services) != 2 || c.Services[0].Name != "web" || c.Services[1].Name != "other" {
+		t.Fatalf("services = %+v, want web and other", c.Services)
+	}
+	web, other := c.Services[0], c.Services[1]
+	if web.Breaker.ConsecutiveFailures != 3 || web.Breaker.OpenFor != config.Duration(time.Second) {
+		t.Errorf("web breaker = %+v, want the base's 3 failures, 1s open", web.Breaker)
+	}
+	if web.Timeouts.Request != config.Duration(7*time.Second) || web.Timeouts.Idle != config.Duration(20*time.Second) {
+		t.Errorf("web timeouts = %+v, want the base's request 7s, idle 20s", web.Timeouts)
+	}
+	if web.Timeouts.Connect != config.Duration(time.Second) {
+		t.Errorf("web connect timeout = %s, want the control plane's 1s", time.Duration(web.Timeouts.Connect))
+	}
+	if web.Retry.Attempts != 2 {
+		t.Errorf("web retry attempts = %d, want the base's 2", web.Retry.Attempts)
+	}
+	if web.Consistency != "session" || len(web.Endpoints["eu-west"]) != 1 || web.Endpoints["us-east"][0] != "127.0.0.1:11" {
+		t.Errorf("web policy/endpoints not the control plane's: %+v", web)
+	}
+	if other.Breaker.ConsecutiveFailures != 5 || other.Timeouts.Request != 0 {
+		t.Errorf("other = breaker %+v, timeouts %+v; want the defaults", other.Breaker, other.Timeouts)
+	}
+	if p.Services[0].Breaker.ConsecutiveFailures != 0 {
+		t.Error("Merge modified the part")
+	}
+}
