@@ -15,6 +15,7 @@ import (
 
 	"github.com/geodemesh/geode/affinity"
 	"github.com/geodemesh/geode/consistency"
+	"github.com/geodemesh/geode/controlplane/api"
 )
 
 // Protocols a service may speak.
@@ -143,7 +144,7 @@ func (m *Model) validate() error {
 		switch {
 		case r.Name == "":
 			bad(p+".name", "is required")
-		case !validName(r.Name):
+		case !api.ValidLocalityName(r.Name):
 			bad(p+".name", "%q must be lower-case letters, digits and '-'", r.Name)
 		case len(r.Name) > consistency.MaxRegionNameLen:
 			bad(p+".name", "%q is longer than %d bytes (session tokens carry region names)", r.Name, consistency.MaxRegionNameLen)
@@ -216,11 +217,11 @@ func (m *Model) validate() error {
 		}
 		for j, a := range svc.Authorities {
 			ap := fmt.Sprintf("%s.authorities[%d]", p, j)
-			host := AuthorityHost(a)
-			if host == "" || strings.ContainsAny(a, "/ @") {
-				bad(ap, "%q is not a host or host:port", a)
+			if err := api.CheckAuthority(a); err != nil {
+				bad(ap, "%v", err)
 				continue
 			}
+			host := api.AuthorityHost(a)
 			if other, dup := seenAuth[host]; dup {
 				bad(ap, "authority %q already belongs to service %q", host, other)
 				continue
@@ -247,7 +248,7 @@ func (m *Model) validate() error {
 					bad(fmt.Sprintf("%s[%d].address", ep, k), "address %q listed twice", e.Address)
 				}
 				seen[e.Address] = true
-				if e.Zone != "" && !validName(e.Zone) {
+				if e.Zone != "" && !api.ValidLocalityName(e.Zone) {
 					bad(fmt.Sprintf("%s[%d].zone", ep, k), "%q must be lower-case letters, digits and '-'", e.Zone)
 				}
 			}
@@ -409,14 +410,6 @@ func cloneEndpoints(m map[string][]Endpoint) map[string][]Endpoint {
 	return out
 }
 
-// AuthorityHost returns the lower-cased host part of a Host header or :authority value.
-func AuthorityHost(a string) string {
-	if h, _, err := net.SplitHostPort(a); err == nil {
-		a = h
-	}
-	return strings.ToLower(strings.TrimSuffix(a, "."))
-}
-
 func checkHostPort(a string) error {
 	host, port, err := net.SplitHostPort(a)
 	if err != nil {
@@ -429,10 +422,6 @@ func checkHostPort(a string) error {
 		return fmt.Errorf("%q: port must be a number in [1,65535]", a)
 	}
 	return nil
-}
-
-func validName(s string) bool {
-	return s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyz0123456789-") == "" && s[0] != '-'
 }
 
 func validHost(s string) bool {

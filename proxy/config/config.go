@@ -16,6 +16,7 @@ import (
 
 	"github.com/geodemesh/geode/affinity"
 	"github.com/geodemesh/geode/consistency"
+	"github.com/geodemesh/geode/controlplane/api"
 )
 
 // Config is the sidecar's static configuration.
@@ -354,7 +355,7 @@ func (c *Config) Validate() error {
 		switch {
 		case r.Name == "":
 			bad(p+".name", "is required")
-		case !validName(r.Name):
+		case !api.ValidLocalityName(r.Name):
 			bad(p+".name", "%q must be lower-case letters, digits and '-'", r.Name)
 		case len(r.Name) > consistency.MaxRegionNameLen:
 			bad(p+".name", "%q is longer than %d bytes (session tokens carry region names)", r.Name, consistency.MaxRegionNameLen)
@@ -436,11 +437,11 @@ func (c *Config) Validate() error {
 		}
 		for j, a := range s.Authorities {
 			ap := fmt.Sprintf("%s.authorities[%d]", p, j)
-			host := AuthorityHost(a)
-			if host == "" || strings.ContainsAny(a, "/ @") {
-				bad(ap, "%q is not a host or host:port", a)
+			if err := api.CheckAuthority(a); err != nil {
+				bad(ap, "%v", err)
 				continue
 			}
+			host := api.AuthorityHost(a)
 			if other, dup := seenAuth[host]; dup {
 				bad(ap, "authority %q already belongs to service %q", host, other)
 				continue
@@ -541,14 +542,6 @@ func (c *Config) RTT(a, b string) (time.Duration, bool) {
 	return 0, false
 }
 
-// AuthorityHost returns the lower-cased host part of a Host header or :authority value.
-func AuthorityHost(a string) string {
-	if h, _, err := net.SplitHostPort(a); err == nil {
-		a = h
-	}
-	return strings.ToLower(strings.TrimSuffix(a, "."))
-}
-
 func checkHostPort(a string) error {
 	host, port, err := net.SplitHostPort(a)
 	if err != nil {
@@ -559,10 +552,6 @@ func checkHostPort(a string) error {
 	}
 	_ = host // an empty host means all interfaces, which is fine for listeners
 	return nil
-}
-
-func validName(s string) bool {
-	return strings.Trim(s, "abcdefghijklmnopqrstuvwxyz0123456789-") == "" && s[0] != '-'
 }
 
 func names(rs []Region) []string {

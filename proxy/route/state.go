@@ -10,6 +10,7 @@ import (
 
 	"github.com/geodemesh/geode/affinity"
 	"github.com/geodemesh/geode/consistency"
+	"github.com/geodemesh/geode/controlplane/api"
 	"github.com/geodemesh/geode/proxy/config"
 )
 
@@ -151,7 +152,7 @@ func Build(c *config.Config, version string, reg *Registry) (*State, error) {
 		svc.Transport = reg.transport(sc.Name, sc.Protocol, svc.Connect, svc.Idle, live)
 		svc.RetryBudget = reg.retryBudget(sc.Name, *sc.Retry.BudgetRatio, *sc.Retry.MinPerSecond, live)
 		for j, a := range sc.Authorities {
-			host := config.AuthorityHost(a)
+			host := api.AuthorityHost(a)
 			if other, dup := st.byAuthority[host]; dup {
 				return nil, fmt.Errorf("services[%d].authorities[%d]: %q already belongs to %q", i, j, host, other.Name)
 			}
