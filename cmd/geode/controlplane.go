@@ -10,21 +10,28 @@ import (
 	"net"
 
 	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 
+	"github.com/geodemesh/geode/controlplane/identity"
 	"github.com/geodemesh/geode/controlplane/model"
 	"github.com/geodemesh/geode/controlplane/server"
 	"github.com/geodemesh/geode/controlplane/source"
 )
 
 // runControlplane runs `geode controlplane --config DIR --listen ADDR --admin ADDR
-// [--insecure]`: one region's xDS control plane (ADS, SotW and Delta) and its admin API.
+// (--tls-cert FILE --tls-key FILE --tls-ca FILE | --insecure)`: one region's xDS
+// control plane (ADS, SotW and Delta) over mutual TLS, and its admin API.
 func runControlplane(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("geode controlplane", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dir := fs.String("config", "", "`directory` of manifests: one kind: Geode manifest, plus Kubernetes Services and EndpointSlices; reloaded on change")
 	listen := fs.String("listen", "127.0.0.1:18000", "xDS (ADS gRPC) listen `address`")
 	admin := fs.String("admin", "127.0.0.1:18001", "admin HTTP listen `address` (keep it on loopback)")
-	insecure := fs.Bool("insecure", false, "serve xDS in plaintext, without mTLS (demos and tests only)")
+	insecure := fs.Bool("insecure", false, "serve xDS in plaintext, without mTLS: any client can claim any node and region (demos and tests only)")
+	tlsCert := fs.String("tls-cert", "", "xDS server certificate `file` (PEM; SPIFFE ID spiffe://<trust-domain>/geode/controlplane); reloaded on change")
+	tlsKey := fs.String("tls-key", "", "private key `file` (PEM) of --tls-cert; reloaded on change")
+	tlsCA := fs.String("tls-ca", "", "CA bundle `file` (PEM) that sidecars' certificates must chain to; reloaded on change")
 	check := fs.Bool("check", false, "validate the manifests and exit")
 	debounce := fs.Duration("reload-debounce", source.DefaultDebounce, "wait this long after the last change in --config before reloading")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
@@ -50,11 +57,33 @@ func runControlplane(ctx context.Context, args []string, stdout, stderr io.Write
 		fmt.Fprintf(stdout, "%s: ok (model %s, %d regions, %d services)\n", *dir, m.Version(), len(m.RegionNames()), len(m.Services()))
 		return nil
 	}
-	if !*insecure {
-		return errors.New("mTLS is not implemented yet; run with --insecure")
+	var ids *identity.Source
+	var grpcOpts []grpc.ServerOption
+	switch {
+	case *insecure && (*tlsCert != "" || *tlsKey != "" || *tlsCA != ""):
+		return errors.New("--insecure and --tls-cert/--tls-key/--tls-ca are exclusive")
+	case *insecure:
+		log.Warn("INSECURE: xDS is served in plaintext without client authentication; any client that reaches " +
+			*listen + " can read the fleet's configuration and claim any node and region. Use --insecure only for demos and tests.")
+	case *tlsCert == "" || *tlsKey == "" || *tlsCA == "":
+		fmt.Fprintln(stderr, "geode controlplane: xDS is served over mutual TLS: --tls-cert, --tls-key and --tls-ca are required (or --insecure, for demos and tests only)")
+		return errUsage
+	default:
+		ids, err = identity.Load(identity.Options{
+			CertFile: *tlsCert, KeyFile: *tlsKey, CAFile: *tlsCA, Logger: log.With("component", "tls"),
+			Accept: func(id identity.ID) error {
+				if id.Kind != identity.ControlPlane {
+					return errors.New("not a control plane identity: want spiffe://<trust-domain>/geode/controlplane")
+				}
+				return nil
+			},
+		})
+		if err != nil {
+			return err
+		}
+		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(ids.ServerConfig())))
+		log.Info("xDS over mutual TLS", "id", ids.ID().String(), "serial", ids.Certificate().Leaf.SerialNumber.String())
 	}
-	log.Warn("INSECURE: xDS is served in plaintext without client authentication; any client that reaches " +
-		*listen + " can read the fleet's configuration and claim any region. Use --insecure only for demos and tests.")
 
 	xl, err := net.Listen("tcp", *listen)
 	if err != nil {
@@ -65,7 +94,7 @@ func runControlplane(ctx context.Context, args []string, stdout, stderr io.Write
 		xl.Close()
 		return fmt.Errorf("--admin: %w", err)
 	}
-	s, err := server.New(server.Options{Model: m, XDS: xl, Admin: al, Logger: log})
+	s, err := server.New(server.Options{Model: m, XDS: xl, Admin: al, Logger: log, GRPCOptions: grpcOpts})
 	if err != nil {
 		xl.Close()
 		al.Close()
@@ -90,6 +119,9 @@ func runControlplane(ctx context.Context, args []string, stdout, stderr io.Write
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.Run(gctx) })
+	if ids != nil {
+		g.Go(func() error { return ids.Run(gctx) })
+	}
 	g.Go(func() error {
 		if err := w.Run(gctx); err != nil {
 			return fmt.Errorf("--config: %w", err)

@@ -15,13 +15,15 @@ const usage = `geode — region-aware sidecar and control plane for active-activ
 
 Usage:
   geode sidecar --config FILE     run a sidecar (SIGHUP reloads FILE; SIGTERM drains and exits)
-  geode sidecar --config FILE --xds ADDR --insecure
-                                  take regions and services from a control plane
+  geode sidecar --config FILE --xds ADDR --tls-cert FILE --tls-key FILE --tls-ca FILE
+                                  take regions and services from a control plane, over mTLS
+                                  (--insecure instead of --tls-*: plaintext, demos only)
   geode sidecar --check FILE      validate a sidecar config and exit
   geode demo [--json] [--duration 15s] [--no-fault]
                                   three regions on loopback: Geode routing next to naive routing
-  geode controlplane --config DIR --insecure
-                                  serve xDS (ADS, SotW and Delta) for one region's fleet (first step)
+  geode controlplane --config DIR --tls-cert FILE --tls-key FILE --tls-ca FILE
+                                  serve xDS (ADS, SotW and Delta) for one region's fleet over mTLS
+                                  (--insecure instead of --tls-*: plaintext, demos only)
   geode status [--admin ADDR] [--json]
                                   the control plane's clients and what each has ACKed
   geode region drain|fence|down|restore REGION [--admin ADDR]

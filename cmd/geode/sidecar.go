@@ -14,9 +14,11 @@ import (
 
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/geodemesh/geode/consistency"
+	"github.com/geodemesh/geode/controlplane/identity"
 	"github.com/geodemesh/geode/proxy/config"
 	"github.com/geodemesh/geode/proxy/sidecar"
 	"github.com/geodemesh/geode/proxy/xds"
@@ -31,10 +33,13 @@ func runSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	xdsServer := fs.String("xds", "", "control plane `address` (host:port): regions and services come from it; the file keeps listeners, app, limits, session")
 	xdsCache := fs.String("xds-cache", "", "`file` keeping the last good state from the control plane, for a start without one")
-	nodeID := fs.String("node-id", "", "this sidecar's node id at the control plane (default: host name and region)")
+	nodeID := fs.String("node-id", "", "this sidecar's node id at the control plane (default: the one its --tls-cert names; with --insecure, host name and region)")
 	zone := fs.String("zone", "", "this sidecar's zone within its region")
 	service := fs.String("service", "", "the service this sidecar's app serves (registration data for the control plane)")
-	insecureXDS := fs.Bool("insecure", false, "talk plaintext to the control plane (mTLS is not implemented yet)")
+	insecureXDS := fs.Bool("insecure", false, "talk plaintext to the control plane, without mTLS (demos and tests only)")
+	tlsCert := fs.String("tls-cert", "", "client certificate `file` for the control plane (PEM; SPIFFE ID spiffe://<trust-domain>/geode/region/<region>/node/<node-id>); reloaded on change")
+	tlsKey := fs.String("tls-key", "", "private key `file` (PEM) of --tls-cert; reloaded on change")
+	tlsCA := fs.String("tls-ca", "", "CA bundle `file` (PEM) that the control plane's certificate must chain to; reloaded on change")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
@@ -79,33 +84,77 @@ func runSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	first := c
 	if *xdsServer != "" {
-		if !*insecureXDS {
-			return errors.New("--xds: mTLS to the control plane is not implemented yet; run with --insecure")
+		id := *nodeID
+		var ids *identity.Source
+		var creds credentials.TransportCredentials
+		switch {
+		case *insecureXDS && (*tlsCert != "" || *tlsKey != "" || *tlsCA != ""):
+			return errors.New("--insecure and --tls-cert/--tls-key/--tls-ca are exclusive")
+		case *insecureXDS:
+			log.Warn("talking PLAINTEXT to the control plane (--insecure): anyone on the path can read and change routing")
+			creds = insecure.NewCredentials()
+			if id == "" {
+				host, _ := os.Hostname()
+				id = host + "." + c.Region
+			}
+		case *tlsCert == "" || *tlsKey == "" || *tlsCA == "":
+			fmt.Fprintln(stderr, "geode sidecar: --xds talks mutual TLS: --tls-cert, --tls-key and --tls-ca are required (or --insecure, for demos and tests only)")
+			return errUsage
+		default:
+			// The node id and region are the certificate's: the control plane refuses
+			// any other claim. A rotated certificate must keep them.
+			var own identity.ID
+			ids, err = identity.Load(identity.Options{
+				CertFile: *tlsCert, KeyFile: *tlsKey, CAFile: *tlsCA, Logger: log.With("component", "tls"),
+				Accept: func(cid identity.ID) error {
+					switch {
+					case cid.Kind != identity.Node:
+						return errors.New("not a sidecar identity: want spiffe://<trust-domain>/geode/region/<region>/node/<node-id>")
+					case cid.Region != c.Region:
+						return fmt.Errorf("names region %q, but %s says region %q", cid.Region, *path, c.Region)
+					case id != "" && cid.NodeID != id:
+						return fmt.Errorf("names node %q, but --node-id is %q", cid.NodeID, id)
+					case own.Kind != 0 && cid.NodeID != own.NodeID:
+						return fmt.Errorf("names node %q, but this sidecar runs as %q", cid.NodeID, own.NodeID)
+					}
+					return nil
+				},
+			})
+			if err != nil {
+				return fmt.Errorf("--tls-cert: %w", err)
+			}
+			own = ids.ID()
+			id = own.NodeID
+			creds = credentials.NewTLS(ids.ClientConfig())
+			log.Info("xDS over mutual TLS", "id", own.String(), "serial", ids.Certificate().Leaf.SerialNumber.String())
 		}
-		log.Warn("talking PLAINTEXT to the control plane (--insecure): anyone on the path can read and change routing")
 		if *xdsCache != "" {
 			if cached, err := xds.LoadCache(*xdsCache, c); err == nil {
 				first = cached // routes at once; the control plane's state replaces it
 			}
-		}
-		id := *nodeID
-		if id == "" {
-			host, _ := os.Hostname()
-			id = host + "." + c.Region
 		}
 		sc, err := sidecar.New(sidecar.Options{Config: first, Logger: log, TracerProvider: tp})
 		if err != nil {
 			return err
 		}
 		client, err := xds.New(xds.Options{
-			Server: *xdsServer, DialOptions: []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())},
+			Server: *xdsServer, DialOptions: []grpc.DialOption{grpc.WithTransportCredentials(creds)},
 			NodeID: id, Zone: *zone, Service: *service, Address: c.Listeners.Inbound,
 			Base: c, Apply: sc.Apply, CacheFile: *xdsCache, Logger: log.With("component", "xds"),
 		})
 		if err != nil {
 			return err
 		}
-		return runUntilDone(ctx, sc, client.Run, flushSpans)
+		run := client.Run
+		if ids != nil {
+			run = func(ctx context.Context) error {
+				g, gctx := errgroup.WithContext(ctx)
+				g.Go(func() error { return ids.Run(gctx) })
+				g.Go(func() error { return client.Run(gctx) })
+				return g.Wait()
+			}
+		}
+		return runUntilDone(ctx, sc, run, flushSpans)
 	}
 	sc, err := sidecar.New(sidecar.Options{Config: c, Logger: log, TracerProvider: tp})
 	if err != nil {

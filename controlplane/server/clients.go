@@ -15,6 +15,8 @@ import (
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/geodemesh/geode/controlplane/identity"
 )
 
 // RegionMetadataKey is the node metadata field a client may use to name its region
@@ -55,6 +57,8 @@ type ClientStatus struct {
 	NodeID      string    `json:"node_id"`
 	Region      string    `json:"region"`
 	ConnectedAt time.Time `json:"connected_at"`
+	// Identity is the SPIFFE ID of the client's certificate; empty without mTLS.
+	Identity string `json:"identity,omitempty"`
 	// Acked maps a type URL to the last version the client ACKed.
 	Acked map[string]string `json:"acked"`
 	// Sent maps a type URL to the last version sent.
@@ -74,7 +78,8 @@ type NACK struct {
 // Status is the control plane's view of its clients.
 type Status struct {
 	Clients []ClientStatus `json:"clients"`
-	// Refused counts streams refused for a missing or unknown region.
+	// Refused counts streams refused for a missing or unknown region, or for a node
+	// id or region that differs from the client's certificate.
 	Refused int64 `json:"refused"`
 	// NACKs counts rejected updates over all clients.
 	NACKs int64 `json:"nacks"`
@@ -86,6 +91,20 @@ type client struct {
 	ClientStatus
 	lastSent map[string]sent // type URL → last response
 	nodeSeen bool
+	peer     peerIdentity
+}
+
+// peerIdentity is what a stream's TLS peer proved: nothing without TLS (--insecure),
+// or the identity of its certificate (or why it names none).
+type peerIdentity struct {
+	tls bool
+	id  identity.ID
+	err error
+}
+
+func peerOf(ctx context.Context) peerIdentity {
+	id, ok, err := identity.FromContext(ctx)
+	return peerIdentity{tls: ok, id: id, err: err}
 }
 
 // clients tracks streams through go-control-plane's callbacks.
@@ -116,13 +135,13 @@ func newClients(log *slog.Logger, known func(string) bool) *clients {
 
 func (c *clients) callbacks() xdsserver.Callbacks {
 	return xdsserver.CallbackFuncs{
-		StreamOpenFunc: func(_ context.Context, id int64, _ string) error {
-			c.open(sotw(id))
+		StreamOpenFunc: func(ctx context.Context, id int64, _ string) error {
+			c.open(sotw(id), peerOf(ctx))
 			return nil
 		},
 		StreamClosedFunc: func(id int64, _ *corev3.Node) { c.close(sotw(id)) },
-		DeltaStreamOpenFunc: func(_ context.Context, id int64, _ string) error {
-			c.open(delta(id))
+		DeltaStreamOpenFunc: func(ctx context.Context, id int64, _ string) error {
+			c.open(delta(id), peerOf(ctx))
 			return nil
 		},
 		DeltaStreamClosedFunc: func(id int64, _ *corev3.Node) { c.close(delta(id)) },
@@ -140,13 +159,16 @@ func (c *clients) callbacks() xdsserver.Callbacks {
 		StreamDeltaResponseFunc: func(id int64, _ *discoveryv3.DeltaDiscoveryRequest, resp *discoveryv3.DeltaDiscoveryResponse) {
 			c.response(delta(id), resp.GetTypeUrl(), resp.GetNonce(), resp.GetSystemVersionInfo())
 		},
-		FetchRequestFunc: func(_ context.Context, req *discoveryv3.DiscoveryRequest) error {
-			return c.checkNode(req.GetNode())
+		FetchRequestFunc: func(ctx context.Context, req *discoveryv3.DiscoveryRequest) error {
+			if err := c.checkNode(req.GetNode()); err != nil {
+				return err
+			}
+			return c.checkIdentity(req.GetNode(), peerOf(ctx))
 		},
 	}
 }
 
-func (c *clients) open(k streamKey) {
+func (c *clients) open(k streamKey, p peerIdentity) {
 	proto := "sotw"
 	if k.delta {
 		proto = "delta"
@@ -156,6 +178,10 @@ func (c *clients) open(k streamKey) {
 	c.streams[k] = &client{
 		ClientStatus: ClientStatus{Stream: k.id, Protocol: proto, ConnectedAt: time.Now(), Acked: map[string]string{}, Sent: map[string]string{}},
 		lastSent:     map[string]sent{},
+		peer:         p,
+	}
+	if p.err == nil {
+		c.streams[k].Identity = p.id.String()
 	}
 }
 
@@ -181,6 +207,37 @@ func (c *clients) checkNode(node *corev3.Node) error {
 	return nil
 }
 
+// checkIdentity binds a node's claims to its certificate: over mTLS, node.id and the
+// region must be the ones its SPIFFE ID names. Without TLS (--insecure) there is
+// nothing to bind to.
+func (c *clients) checkIdentity(node *corev3.Node, p peerIdentity) error {
+	if !p.tls {
+		return nil
+	}
+	region, _ := NodeRegion(node) // checkNode has passed
+	var err error
+	switch {
+	case p.err != nil:
+		err = fmt.Errorf("node %q: client certificate: %v", node.GetId(), p.err)
+	case p.id.Kind != identity.Node:
+		err = fmt.Errorf("node %q: client certificate %s does not name a node", node.GetId(), p.id)
+	case node.GetId() != p.id.NodeID && region != p.id.Region:
+		err = fmt.Errorf("node %q in region %q does not match its certificate %s (node %q, region %q)", node.GetId(), region, p.id, p.id.NodeID, p.id.Region)
+	case node.GetId() != p.id.NodeID:
+		err = fmt.Errorf("node %q does not match its certificate %s (node %q)", node.GetId(), p.id, p.id.NodeID)
+	case region != p.id.Region:
+		err = fmt.Errorf("node %q claims region %q but its certificate %s is for region %q", node.GetId(), region, p.id, p.id.Region)
+	}
+	if err != nil {
+		c.mu.Lock()
+		c.refused++
+		c.mu.Unlock()
+		c.log.Warn("xds client refused", "node", node.GetId(), "region", region, "identity", p.id.String(), "err", err)
+		return status.Error(codes.PermissionDenied, "geode control plane: "+err.Error())
+	}
+	return nil
+}
+
 func (c *clients) request(k streamKey, node *corev3.Node, typeURL, nonce, version string, nack *rpcstatus.Status) error {
 	c.mu.Lock()
 	cl := c.streams[k]
@@ -191,6 +248,9 @@ func (c *clients) request(k streamKey, node *corev3.Node, typeURL, nonce, versio
 	}
 	if first {
 		if err := c.checkNode(node); err != nil {
+			return err
+		}
+		if err := c.checkIdentity(node, cl.peer); err != nil {
 			return err
 		}
 	}
