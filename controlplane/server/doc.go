@@ -34,8 +34,18 @@
 // GET /config_dump shows the model and each region's snapshot versions; GET /status lists
 // connected xDS clients (node id, region, last ACKed version per type, last NACK).
 //
+// Region health (controlplane/health): POST /reports takes {reporter, region_outcomes:
+// {REGION: {success, failure, p99_ms}}} from sidecars; Run evaluates the state machine
+// every health interval (1s) and republishes when a computed state or a ramp weight
+// changed. A region's published state is the operator override if set, else the worse
+// of its configured and computed states; while a computed transition ramps, translate
+// splits its priority with the next region (ForRegionRamped). An operator action takes
+// effect at once, without a ramp. /config_dump shows each region's computed state and
+// health (weight factor, window requests and failure ratio, last verdict) next to its
+// override.
+//
 // Concurrency: Server's methods are safe for concurrent use. Run starts the only
-// goroutines (the gRPC and HTTP servers) and returns when ctx is done and they have
+// goroutines (the gRPC and HTTP servers and the health ticker) and returns when ctx is done and they have
 // stopped. New starts nothing.
 //
 // TODO(issue 4, later steps): mTLS with identity/region binding; registration of

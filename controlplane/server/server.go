@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/geodemesh/geode/affinity"
+	"github.com/geodemesh/geode/controlplane/health"
 	"github.com/geodemesh/geode/controlplane/model"
 	"github.com/geodemesh/geode/controlplane/translate"
 )
@@ -38,6 +39,9 @@ type Options struct {
 	Logger *slog.Logger
 	// GRPCOptions are passed to grpc.NewServer (credentials, limits).
 	GRPCOptions []grpc.ServerOption
+	// Health configures the region state machine fed by POST /reports; zero fields take
+	// health.DefaultConfig's values.
+	Health health.Config
 }
 
 // Server serves xDS and the admin API for one control plane.
@@ -48,11 +52,13 @@ type Server struct {
 	grpcOpts []grpc.ServerOption
 	cache    cache.SnapshotCache
 	clients  *clients
+	health   *health.Tracker
 
 	mu        sync.Mutex // serializes publishing; guards the fields below
 	base      *model.Model
 	overrides map[string]affinity.RegionState // operator-set region states
-	current   *model.Model                    // base with overrides applied
+	current   *model.Model                    // base with overrides and computed states applied
+	computed  map[string]health.Status        // the health view the current snapshots use
 	versions  map[string]string               // region → published snapshot version
 	published time.Time
 
@@ -80,6 +86,12 @@ func New(o Options) (*Server, error) {
 		versions:  map[string]string{},
 	}
 	s.clients = newClients(log, s.knownRegion)
+	tr, err := health.New(o.Health, o.Model.RegionNames())
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	s.health = tr
+	s.computed = tr.Statuses()
 	if err := s.SetModel(context.Background(), o.Model); err != nil {
 		return nil, err
 	}
@@ -98,7 +110,14 @@ func (s *Server) SetModel(ctx context.Context, m *model.Model) error {
 	defer s.mu.Unlock()
 	overrides := maps.Clone(s.overrides)
 	maps.DeleteFunc(overrides, func(r string, _ affinity.RegionState) bool { _, ok := m.Region(r); return !ok })
-	return s.publishLocked(ctx, m, overrides)
+	s.health.SetRegions(m.RegionNames())
+	prev := s.computed
+	s.computed = s.health.Statuses()
+	if err := s.publishLocked(ctx, m, overrides); err != nil {
+		s.computed = prev
+		return err
+	}
+	return nil
 }
 
 // Actions of the admin API on a region, and the state each sets.
@@ -138,18 +157,37 @@ func (s *Server) RestoreRegion(ctx context.Context, region string) error {
 
 // publishLocked translates base+overrides for every region and, only if all succeed,
 // sets the snapshots and commits the new state.
+//
+// A region's state is the operator override if any, else the worse of the configured and
+// the computed state (health.Effective); a region without override whose configured
+// state is healthy and whose computed ramp is in progress is published ramped.
 func (s *Server) publishLocked(ctx context.Context, base *model.Model, overrides map[string]affinity.RegionState) error {
 	cur := base
-	for _, r := range slices.Sorted(maps.Keys(overrides)) {
-		var err error
-		if cur, err = cur.WithRegionState(r, overrides[r]); err != nil {
-			return err
+	ramp := map[string]int{}
+	for _, reg := range base.Regions() {
+		var o *affinity.RegionState
+		if st, ok := overrides[reg.Name]; ok {
+			o = &st
+		}
+		hs, ok := s.computed[reg.Name]
+		if !ok {
+			hs = health.Status{Computed: affinity.Healthy, Factor: 100}
+		}
+		eff := health.Effective(o, reg.State, hs.Computed)
+		if o == nil && reg.State == affinity.Healthy && hs.Ramping() {
+			ramp[reg.Name] = hs.Factor
+		}
+		if eff != reg.State {
+			var err error
+			if cur, err = cur.WithRegionState(reg.Name, eff); err != nil {
+				return err
+			}
 		}
 	}
 	snaps := map[string]*cache.Snapshot{}
 	var errs []error
 	for _, r := range cur.RegionNames() {
-		snap, err := translate.ForRegion(cur, r)
+		snap, err := translate.ForRegionRamped(cur, r, ramp)
 		if err == nil {
 			snap, err = encodeOnce(snap)
 		}
@@ -189,6 +227,106 @@ func (s *Server) publishLocked(ctx context.Context, base *model.Model, overrides
 	return nil
 }
 
+// Evaluate runs one evaluation of the region state machine at now and republishes when
+// a computed state or ramp factor changed. Run calls it every health interval.
+func (s *Server) Evaluate(ctx context.Context, now time.Time) error {
+	s.health.Evaluate(now)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// Compare with what is published rather than trusting Evaluate's list: a publish that
+	// failed last time is retried.
+	prev, next := s.computed, s.health.Statuses()
+	var changed []string
+	for r, st := range next {
+		if p, ok := prev[r]; !ok || p.Computed != st.Computed || p.Factor != st.Factor {
+			changed = append(changed, r)
+		}
+	}
+	if len(changed) == 0 {
+		s.computed = next // window figures for /config_dump
+		return nil
+	}
+	slices.Sort(changed)
+	s.computed = next
+	for _, r := range changed {
+		s.log.Info("region health changed", "region", r,
+			"computed", s.computed[r].Computed.String(), "was", prev[r].Computed.String(),
+			"weight_factor_percent", s.computed[r].Factor, "failure_ratio", s.computed[r].FailureRatio)
+	}
+	if err := s.publishLocked(ctx, s.base, s.overrides); err != nil {
+		s.computed = prev
+		return err
+	}
+	return nil
+}
+
+// Report is the body of POST /reports: what one reporter (a sidecar) saw of each region
+// since its last report.
+type Report struct {
+	Reporter       string                   `json:"reporter"`
+	RegionOutcomes map[string]RegionOutcome `json:"region_outcomes"`
+}
+
+// RegionOutcome is one region's part of a Report.
+type RegionOutcome struct {
+	Success uint64  `json:"success"`
+	Failure uint64  `json:"failure"`
+	P99ms   float64 `json:"p99_ms"`
+}
+
+// maxReportBytes bounds a POST /reports body.
+const maxReportBytes = 64 << 10
+
+// RecordReport feeds a report to the region state machine at now. Every region is
+// checked before any is recorded: a report naming an unknown region changes nothing.
+func (s *Server) RecordReport(now time.Time, rep Report) error {
+	if rep.Reporter == "" {
+		return errors.New("reporter is required")
+	}
+	if len(rep.Reporter) > 256 {
+		return errors.New("reporter: longer than 256 bytes")
+	}
+	for _, name := range slices.Sorted(maps.Keys(rep.RegionOutcomes)) {
+		o := rep.RegionOutcomes[name]
+		if !s.knownRegion(name) {
+			return fmt.Errorf("region_outcomes.%s: %w", name, ErrUnknownRegion)
+		}
+		if o.P99ms < 0 || o.P99ms > 3.6e6 {
+			return fmt.Errorf("region_outcomes.%s.p99_ms: %v is not in [0, 3600000]", name, o.P99ms)
+		}
+	}
+	var errs []error
+	for _, name := range slices.Sorted(maps.Keys(rep.RegionOutcomes)) {
+		o := rep.RegionOutcomes[name]
+		err := s.health.Record(now, rep.Reporter, name, health.Outcome{
+			Success: o.Success, Failure: o.Failure, P99: time.Duration(o.P99ms * float64(time.Millisecond)),
+		})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("region_outcomes.%s: %w", name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
+	var rep Report
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxReportBytes))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&rep); err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "decoding report: " + err.Error()})
+		return
+	}
+	if err := s.RecordReport(time.Now(), rep); err != nil {
+		code := http.StatusBadRequest
+		if errors.Is(err, health.ErrTooManyReports) {
+			code = http.StatusTooManyRequests
+		}
+		writeJSON(w, code, map[string]string{"error": err.Error()})
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
 // Versions returns the published snapshot version of each region.
 func (s *Server) Versions() map[string]string {
 	s.mu.Lock()
@@ -206,6 +344,20 @@ func (s *Server) Run(ctx context.Context) error {
 	discoveryv3.RegisterAggregatedDiscoveryServiceServer(gs, xs)
 
 	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		t := time.NewTicker(s.health.Config().Interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-gctx.Done():
+				return nil
+			case now := <-t.C:
+				if err := s.Evaluate(gctx, now); err != nil && gctx.Err() == nil {
+					s.log.Error("publishing region health", "err", err)
+				}
+			}
+		}
+	})
 	g.Go(func() error {
 		if err := gs.Serve(s.xdsLis); err != nil {
 			return fmt.Errorf("xds server: %w", err)
@@ -248,6 +400,7 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /regions/{name}/{action}", s.handleRegion)
 	mux.HandleFunc("GET /config_dump", s.handleConfigDump)
+	mux.HandleFunc("POST /reports", s.handleReport)
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, s.Status()) })
 	return mux
 }
@@ -293,10 +446,14 @@ type ConfigDump struct {
 type RegionDump struct {
 	Name string `json:"name"`
 	// State is the effective state; Configured is the model's, Override the operator's.
-	State      string   `json:"state"`
-	Configured string   `json:"configured"`
-	Override   string   `json:"override,omitempty"`
-	Order      []string `json:"priority_order"` // regions its clients use, best first
+	// Computed is the health state machine's (health.Status: its weight factor and the
+	// window it judged are in Health).
+	State      string        `json:"state"`
+	Configured string        `json:"configured"`
+	Override   string        `json:"override,omitempty"`
+	Computed   string        `json:"computed"`
+	Health     health.Status `json:"health"`
+	Order      []string      `json:"priority_order"` // regions its clients use, best first
 }
 
 // ConfigDump returns the current model and published versions.
@@ -306,7 +463,8 @@ func (s *Server) ConfigDump() ConfigDump {
 	d := ConfigDump{ModelVersion: s.current.Version(), PublishedAt: s.published, Services: s.current.Services(), Snapshots: maps.Clone(s.versions)}
 	for _, r := range s.current.Regions() {
 		conf, _ := s.base.Region(r.Name)
-		rd := RegionDump{Name: r.Name, State: r.State.String(), Configured: conf.State.String()}
+		hs := s.computed[r.Name]
+		rd := RegionDump{Name: r.Name, State: r.State.String(), Configured: conf.State.String(), Computed: hs.Computed.String(), Health: hs}
 		if o, ok := s.overrides[r.Name]; ok {
 			rd.Override = o.String()
 		}

@@ -18,6 +18,12 @@
 //     fenced regions left out. grpc-go does no overprovisioning, so this ordering is how
 //     the control plane moves traffic. Priorities are contiguous from 0, as grpc-go
 //     requires.
+//   - Ramps (ForRegionRamped, Groups): a region whose weight factor f (controlplane/health)
+//     is strictly between 0 and 100 keeps its proximity position and shares that priority
+//     with the next non-ramping region, scaled so they get f% and (100-f)% of its
+//     traffic (locality weights sum to 10×percent per region); the next region leaves
+//     its own later priority, so no locality appears twice. At f = 0 or 100 the region
+//     is placed by its state as above.
 //   - LDS: one api_listener per authority of S (the name a proxyless gRPC client dials
 //     as xds:///AUTHORITY), an HttpConnectionManager with RDS (ADS) and the router filter.
 //   - RDS: one RouteConfiguration, RouteConfigName, with a virtual host per service
@@ -28,8 +34,7 @@
 // chain, and separately checks that every route's cluster exists in CDS.
 //
 // TODO(issue 4, later steps): an Envoy outbound listener with a socket address and a
-// filter chain; hash policy for stickiness; SDS secrets for session-token keys; a capped
-// ramp when shifting traffic.
+// filter chain; hash policy for stickiness; SDS secrets for session-token keys.
 //
 // Imports: model, api. Functions are pure and safe for concurrent use.
 package translate

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"slices"
 	"strconv"
@@ -76,7 +77,13 @@ func Order(m *model.Model, from string) ([]string, error) {
 // of the resources, so a model change that does not change what region sees does not
 // produce a new version.
 func ForRegion(m *model.Model, region string) (*cache.Snapshot, error) {
-	res, err := Resources(m, region)
+	return ForRegionRamped(m, region, nil)
+}
+
+// ForRegionRamped is ForRegion with some regions in the middle of a ramp: ramp maps a
+// region to its weight factor in percent, strictly between 0 and 100 (see Groups).
+func ForRegionRamped(m *model.Model, region string, ramp map[string]int) (*cache.Snapshot, error) {
+	res, err := ResourcesRamped(m, region, ramp)
 	if err != nil {
 		return nil, err
 	}
@@ -97,7 +104,12 @@ func ForRegion(m *model.Model, region string) (*cache.Snapshot, error) {
 // Resources returns the resources for clients in region, by type URL, each already
 // checked with its Validate().
 func Resources(m *model.Model, region string) (map[resource.Type][]types.Resource, error) {
-	order, err := Order(m, region)
+	return ResourcesRamped(m, region, nil)
+}
+
+// ResourcesRamped is Resources with some regions ramping (see ForRegionRamped).
+func ResourcesRamped(m *model.Model, region string, ramp map[string]int) (map[resource.Type][]types.Resource, error) {
+	groups, err := Groups(m, region, ramp)
 	if err != nil {
 		return nil, err
 	}
@@ -116,7 +128,7 @@ func Resources(m *model.Model, region string) (map[resource.Type][]types.Resourc
 			errs = append(errs, err)
 			continue
 		}
-		cla, err := buildAssignment(svc, order)
+		cla, err := buildAssignment(svc, groups)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -243,36 +255,120 @@ func buildCluster(svc model.Service, regions []api.Region) (*clusterv3.Cluster, 
 	return c, nil
 }
 
-// buildAssignment places svc's endpoints in priorities following order (regions best
-// first); regions outside order (down, fenced) are left out.
-func buildAssignment(svc model.Service, order []string) (*endpointv3.ClusterLoadAssignment, error) {
-	cla := &endpointv3.ClusterLoadAssignment{ClusterName: svc.Name}
-	priority := uint32(0)
-	for _, region := range order {
-		eps := svc.Endpoints[region]
-		if len(eps) == 0 {
+// Share is one region's part of a priority, in percent of the priority's traffic.
+type Share struct {
+	Region  string
+	Percent int
+}
+
+// Groups returns the priorities for clients in region from, best first, each with the
+// regions sharing it. Without ramps every priority holds one region at 100%, in Order.
+//
+// A ramping region R (ramp[R] = f, 0 < f < 100) keeps the place it would have if it
+// were healthy, whatever its state, and shares that priority with the next region S of
+// that order that is not ramping itself: R gets f% of the priority's traffic and S
+// (100-f)%; S then leaves its own, later, priority (a locality appears once). grpc-go
+// does no overprovisioning, so this is how traffic leaves (or returns to) R in steps.
+// A ramp entry outside (0,100) or for an unknown region is an error.
+func Groups(m *model.Model, from string, ramp map[string]int) ([][]Share, error) {
+	for r, f := range ramp {
+		if _, ok := m.Region(r); !ok {
+			return nil, fmt.Errorf("ramp: unknown region %q", r)
+		}
+		if f <= 0 || f >= 100 {
+			return nil, fmt.Errorf("ramp: region %q: factor %d%% is not strictly between 0 and 100", r, f)
+		}
+	}
+	view := m
+	for _, r := range slices.Sorted(maps.Keys(ramp)) {
+		var err error
+		if view, err = view.WithRegionState(r, affinity.Healthy); err != nil {
+			return nil, err
+		}
+	}
+	order, err := Order(view, from)
+	if err != nil {
+		return nil, err
+	}
+	used := map[string]bool{}
+	var out [][]Share
+	for i, r := range order {
+		if used[r] {
 			continue
 		}
-		// One locality per zone, in order of first appearance.
-		var zones []string
-		byZone := map[string][]*endpointv3.LbEndpoint{}
-		for _, e := range eps {
-			lbe, err := lbEndpoint(e.Address)
-			if err != nil {
-				return nil, fmt.Errorf("service %q: region %q: %w", svc.Name, region, err)
-			}
-			if _, ok := byZone[e.Zone]; !ok {
-				zones = append(zones, e.Zone)
-			}
-			byZone[e.Zone] = append(byZone[e.Zone], lbe)
+		used[r] = true
+		f, ramping := ramp[r]
+		if !ramping {
+			out = append(out, []Share{{Region: r, Percent: 100}})
+			continue
 		}
-		for _, z := range zones {
-			cla.Endpoints = append(cla.Endpoints, &endpointv3.LocalityLbEndpoints{
-				Locality:            &corev3.Locality{Region: region, Zone: z},
-				LbEndpoints:         byZone[z],
-				LoadBalancingWeight: wrapperspb.UInt32(uint32(len(byZone[z]))),
-				Priority:            priority,
-			})
+		group := []Share{{Region: r, Percent: f}}
+		for _, next := range order[i+1:] {
+			if _, alsoRamping := ramp[next]; !alsoRamping && !used[next] {
+				used[next] = true
+				group = append(group, Share{Region: next, Percent: 100 - f})
+				break
+			}
+		}
+		if len(group) == 1 {
+			group[0].Percent = 100 // nowhere to shift to
+		}
+		out = append(out, group)
+	}
+	return out, nil
+}
+
+// rampScale is the locality weight a region gets per percent of a shared priority.
+const rampScale = 10
+
+// buildAssignment places svc's endpoints in priorities following groups (see Groups);
+// regions outside them (down, fenced) are left out. A priority one region has alone
+// weighs its localities by endpoint count; a shared one scales each region's localities
+// so their sum is rampScale × its percent.
+func buildAssignment(svc model.Service, groups [][]Share) (*endpointv3.ClusterLoadAssignment, error) {
+	cla := &endpointv3.ClusterLoadAssignment{ClusterName: svc.Name}
+	priority := uint32(0)
+	for _, group := range groups {
+		shared := 0
+		for _, sh := range group {
+			if len(svc.Endpoints[sh.Region]) > 0 {
+				shared++
+			}
+		}
+		if shared == 0 {
+			continue
+		}
+		for _, sh := range group {
+			region := sh.Region
+			eps := svc.Endpoints[region]
+			if len(eps) == 0 {
+				continue
+			}
+			// One locality per zone, in order of first appearance.
+			var zones []string
+			byZone := map[string][]*endpointv3.LbEndpoint{}
+			for _, e := range eps {
+				lbe, err := lbEndpoint(e.Address)
+				if err != nil {
+					return nil, fmt.Errorf("service %q: region %q: %w", svc.Name, region, err)
+				}
+				if _, ok := byZone[e.Zone]; !ok {
+					zones = append(zones, e.Zone)
+				}
+				byZone[e.Zone] = append(byZone[e.Zone], lbe)
+			}
+			for _, z := range zones {
+				w := uint32(len(byZone[z]))
+				if shared > 1 {
+					w = max(1, uint32((rampScale*sh.Percent*len(byZone[z])+len(eps)/2)/len(eps)))
+				}
+				cla.Endpoints = append(cla.Endpoints, &endpointv3.LocalityLbEndpoints{
+					Locality:            &corev3.Locality{Region: region, Zone: z},
+					LbEndpoints:         byZone[z],
+					LoadBalancingWeight: wrapperspb.UInt32(w),
+					Priority:            priority,
+				})
+			}
 		}
 		priority++
 	}
