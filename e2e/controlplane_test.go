@@ -54,14 +54,13 @@ func startProcess(t *testing.T, bin string, args ...string) *syncBuffer {
 	return &stderr
 }
 
-// The binary end to end: a control plane serves regions and services from a manifest
-// directory, a sidecar takes them over xDS and routes by them, and `geode region down`
-// moves its traffic to the next region.
-func TestSidecarFollowsAControlPlaneProcess(t *testing.T) {
-	bin := buildGeode(t)
+// twoRegionFleet writes a manifest directory for a control plane: us-east and eu-west,
+// 81 ms apart, and the service web with one backend in each that answers its region's
+// name. It returns the directory.
+func twoRegionFleet(t *testing.T) string {
+	t.Helper()
 	east, west := regionBackend(t, "us-east"), regionBackend(t, "eu-west")
-	dir := t.TempDir()
-	manifests := filepath.Join(dir, "manifests")
+	manifests := filepath.Join(t.TempDir(), "manifests")
 	os.Mkdir(manifests, 0o755)
 	os.WriteFile(filepath.Join(manifests, "geode.yaml"), []byte(fmt.Sprintf(`apiVersion: geode.io/v1alpha1
 kind: Geode
@@ -76,48 +75,70 @@ services:
       us-east: ["%s"]
       eu-west: ["%s"]
 `, east, west)), 0o600)
-	xdsAddr, adminAddr := freePort(t), freePort(t)
-	cpErr := startProcess(t, bin, "controlplane", "--config", manifests, "--listen", xdsAddr, "--admin", adminAddr, "--insecure")
+	return manifests
+}
 
-	outbound := freePort(t)
-	base := filepath.Join(dir, "sidecar.yaml")
-	os.WriteFile(base, []byte(fmt.Sprintf(`region: us-east
+// sidecarBase writes the file of a us-east sidecar whose regions and services come
+// from a control plane, and returns its path and the outbound listener's address.
+func sidecarBase(t *testing.T) (path, outbound string) {
+	t.Helper()
+	outbound = freePort(t)
+	path = filepath.Join(t.TempDir(), "sidecar.yaml")
+	os.WriteFile(path, []byte(fmt.Sprintf(`region: us-east
 listeners: {outbound: "%s"}
 regions: [{name: us-east}]
 `, outbound)), 0o600)
-	scErr := startProcess(t, bin, "sidecar", "--config", base, "--xds", xdsAddr, "--insecure", "--node-id", "e2e-sidecar")
+	return path, outbound
+}
 
-	servedBy := func() string {
-		req, _ := http.NewRequest(http.MethodGet, "http://"+outbound+"/", nil)
-		req.Host = "web"
-		resp, err := (&http.Client{Timeout: 2 * time.Second}).Do(req)
-		if err != nil {
-			return err.Error()
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return string(b)
+// servedBy calls web through the sidecar's outbound listener and returns what answered.
+func servedBy(outbound string) string {
+	req, _ := http.NewRequest(http.MethodGet, "http://"+outbound+"/", nil)
+	req.Host = "web"
+	resp, err := (&http.Client{Timeout: 2 * time.Second}).Do(req)
+	if err != nil {
+		return err.Error()
 	}
-	deadline := time.Now().Add(15 * time.Second)
-	for servedBy() != "us-east" {
-		if time.Now().After(deadline) {
-			t.Fatalf("the sidecar never routed web to us-east: last %q\ncontrol plane:\n%s\nsidecar:\n%s", servedBy(), cpErr.String(), scErr.String())
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// waitServedBy waits until web is served by region, failing with the processes' logs.
+func waitServedBy(t *testing.T, outbound, region string, limit time.Duration, logs ...*syncBuffer) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for servedBy(outbound) != region {
+		if time.Since(start) > limit {
+			var b strings.Builder
+			for _, l := range logs {
+				b.WriteString(l.String())
+			}
+			t.Fatalf("web not served by %s within %s: last %q\n%s", region, limit, servedBy(outbound), b.String())
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 	}
+	return time.Since(start)
+}
+
+// The binary end to end: a control plane serves regions and services from a manifest
+// directory, a sidecar takes them over xDS and routes by them, and `geode region down`
+// moves its traffic to the next region.
+func TestSidecarFollowsAControlPlaneProcess(t *testing.T) {
+	bin := buildGeode(t)
+	manifests := twoRegionFleet(t)
+	xdsAddr, adminAddr := freePort(t), freePort(t)
+	cpErr := startProcess(t, bin, "controlplane", "--config", manifests, "--listen", xdsAddr, "--admin", adminAddr, "--insecure")
+	base, outbound := sidecarBase(t)
+	scErr := startProcess(t, bin, "sidecar", "--config", base, "--xds", xdsAddr, "--insecure", "--node-id", "e2e-sidecar")
+	waitServedBy(t, outbound, "us-east", 15*time.Second, cpErr, scErr)
 
 	out, err := exec.Command(bin, "region", "down", "us-east", "--admin", adminAddr).CombinedOutput()
 	if err != nil {
 		t.Fatalf("geode region down: %v\n%s", err, out)
 	}
-	start := time.Now()
-	for servedBy() != "eu-west" {
-		if time.Since(start) > 5*time.Second {
-			t.Fatalf("still %q 5s after us-east went down", servedBy())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Logf("failover to eu-west %v after `geode region down us-east`", time.Since(start).Round(time.Millisecond))
+	took := waitServedBy(t, outbound, "eu-west", 5*time.Second, cpErr, scErr)
+	t.Logf("failover to eu-west %v after `geode region down us-east`", took.Round(time.Millisecond))
 
 	status, err := exec.Command(bin, "status", "--admin", adminAddr).CombinedOutput()
 	if err != nil {

@@ -2,12 +2,7 @@ package e2e
 
 import (
 	"context"
-	"fmt"
-	"io"
-	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -20,23 +15,7 @@ import (
 // certificate, and a sidecar whose certificate names another region does not start.
 func TestSidecarFollowsAControlPlaneOverMTLS(t *testing.T) {
 	bin := buildGeode(t)
-	east, west := regionBackend(t, "us-east"), regionBackend(t, "eu-west")
-	dir := t.TempDir()
-	manifests := filepath.Join(dir, "manifests")
-	os.Mkdir(manifests, 0o755)
-	os.WriteFile(filepath.Join(manifests, "geode.yaml"), []byte(fmt.Sprintf(`apiVersion: geode.io/v1alpha1
-kind: Geode
-regions:
-  - name: us-east
-    rtt: {eu-west: 81ms}
-  - name: eu-west
-services:
-  - name: web
-    protocol: http1
-    endpoints:
-      us-east: ["%s"]
-      eu-west: ["%s"]
-`, east, west)), 0o600)
+	manifests := twoRegionFleet(t)
 
 	ca := identitytest.NewCA(t, "geode.e2e")
 	certs := t.TempDir()
@@ -48,12 +27,7 @@ services:
 	cpErr := startProcess(t, bin, "controlplane", "--config", manifests, "--listen", xdsAddr, "--admin", adminAddr,
 		"--tls-cert", cp.Cert, "--tls-key", cp.Key, "--tls-ca", cp.CA)
 
-	outbound := freePort(t)
-	base := filepath.Join(dir, "sidecar.yaml")
-	os.WriteFile(base, []byte(fmt.Sprintf(`region: us-east
-listeners: {outbound: "%s"}
-regions: [{name: us-east}]
-`, outbound)), 0o600)
+	base, outbound := sidecarBase(t)
 
 	// A certificate for eu-west does not fit a us-east sidecar: refused at startup.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -67,24 +41,7 @@ regions: [{name: us-east}]
 	scErr := startProcess(t, bin, "sidecar", "--config", base, "--xds", xdsAddr,
 		"--tls-cert", sc.Cert, "--tls-key", sc.Key, "--tls-ca", sc.CA)
 
-	servedBy := func() string {
-		req, _ := http.NewRequest(http.MethodGet, "http://"+outbound+"/", nil)
-		req.Host = "web"
-		resp, err := (&http.Client{Timeout: 2 * time.Second}).Do(req)
-		if err != nil {
-			return err.Error()
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return string(b)
-	}
-	deadline := time.Now().Add(15 * time.Second)
-	for servedBy() != "us-east" {
-		if time.Now().After(deadline) {
-			t.Fatalf("the sidecar never routed web to us-east over mTLS: last %q\ncontrol plane:\n%s\nsidecar:\n%s", servedBy(), cpErr.String(), scErr.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitServedBy(t, outbound, "us-east", 15*time.Second, cpErr, scErr)
 
 	status, err := exec.Command(bin, "status", "--admin", adminAddr).CombinedOutput()
 	if err != nil {
