@@ -141,6 +141,7 @@ func runSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			Server: *xdsServer, DialOptions: []grpc.DialOption{grpc.WithTransportCredentials(creds)},
 			NodeID: id, Zone: *zone, Service: *service, Address: c.Listeners.Inbound,
 			Base: c, Apply: sc.Apply, CacheFile: *xdsCache, Logger: log.With("component", "xds"),
+			Outcomes: sc.TakeOutcomes, // region outcomes for the control plane's health (LRS)
 		})
 		if err != nil {
 			return err

@@ -83,6 +83,8 @@ type Status struct {
 	Refused int64 `json:"refused"`
 	// NACKs counts rejected updates over all clients.
 	NACKs int64 `json:"nacks"`
+	// LoadReports are the sidecars' region outcome reports over LRS.
+	LoadReports LoadReports `json:"load_reports"`
 }
 
 type sent struct{ nonce, version string }

@@ -44,8 +44,20 @@
 // health (weight factor, window requests and failure ratio, last verdict) next to its
 // override.
 //
+// Load reports (lrs.go): the xDS grpc.Server also serves LRS
+// (envoy.service.load_stats.v3.LoadReportingService), which is how sidecars report
+// region outcomes on their xDS connection. The first message's node is checked like an
+// ADS node (NodeRegion, a known region, and over mTLS the same certificate binding);
+// the answer asks for all clusters every Options.LoadReportInterval (default 2s). Each
+// LoadStatsRequest becomes one Report, reporter = node id: per locality.region,
+// total_successful_requests and total_error_requests summed over clusters (latency is
+// not carried). Localities with no or an unknown region are skipped and counted; a
+// report the state machine refuses is logged and counted; neither ends the stream.
+// /status shows the counts under load_reports.
+//
 // Concurrency: Server's methods are safe for concurrent use. Run starts the only
-// goroutines (the gRPC and HTTP servers and the health ticker) and returns when ctx is done and they have
+// goroutines (the gRPC and HTTP servers and the health ticker; gRPC runs each LRS stream's
+// receiver, which ends with the stream) and returns when ctx is done and they have
 // stopped. New starts nothing.
 //
 // TODO(issue 4, later steps): mTLS with identity/region binding; registration of

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	lrsv3 "github.com/envoyproxy/go-control-plane/envoy/service/load_stats/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	xdsserver "github.com/envoyproxy/go-control-plane/pkg/server/v3"
@@ -42,6 +43,10 @@ type Options struct {
 	// Health configures the region state machine fed by POST /reports; zero fields take
 	// health.DefaultConfig's values.
 	Health health.Config
+	// LoadReportInterval is how often sidecars send load reports (LRS) on the xDS
+	// connection, which feed the region state machine like POST /reports; zero means
+	// DefaultLoadReportInterval.
+	LoadReportInterval time.Duration
 }
 
 // Server serves xDS and the admin API for one control plane.
@@ -53,6 +58,9 @@ type Server struct {
 	cache    cache.SnapshotCache
 	clients  *clients
 	health   *health.Tracker
+
+	lrsInterval                                    time.Duration
+	lrsStreams, lrsReports, lrsRefused, lrsSkipped atomic.Int64
 
 	mu        sync.Mutex // serializes publishing; guards the fields below
 	base      *model.Model
@@ -79,11 +87,15 @@ func New(o Options) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	var err error
 	s := &Server{
 		log: log, xdsLis: o.XDS, adminLis: o.Admin, grpcOpts: o.GRPCOptions,
 		cache:     cache.NewSnapshotCache(true, regionHash{}, nil),
 		overrides: map[string]affinity.RegionState{},
 		versions:  map[string]string{},
+	}
+	if s.lrsInterval, err = checkLoadReportInterval(o.LoadReportInterval); err != nil {
+		return nil, err
 	}
 	s.clients = newClients(log, s.knownRegion)
 	tr, err := health.New(o.Health, o.Model.RegionNames())
@@ -335,13 +347,18 @@ func (s *Server) Versions() map[string]string {
 }
 
 // Status returns the connected clients and the refusal and NACK counts.
-func (s *Server) Status() Status { return s.clients.status() }
+func (s *Server) Status() Status {
+	st := s.clients.status()
+	st.LoadReports = s.loadReports()
+	return st
+}
 
 // Run serves xDS and the admin API until ctx is done, then stops both.
 func (s *Server) Run(ctx context.Context) error {
 	gs := grpc.NewServer(s.grpcOpts...)
 	xs := xdsserver.NewServer(ctx, nackHold{SnapshotCache: s.cache, hash: regionHash{}}, s.clients.callbacks())
 	discoveryv3.RegisterAggregatedDiscoveryServiceServer(gs, xs)
+	lrsv3.RegisterLoadReportingServiceServer(gs, &lrsServer{s: s, ctx: ctx})
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {

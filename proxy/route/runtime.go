@@ -29,13 +29,14 @@ type Registry struct {
 	budgets    map[string]*keyedBudget // retry and cross-region budgets
 	transports map[string]*keyedTransport
 	replicas   map[string]*Replica
+	counters   map[string]*keyedOutcomes
 }
 
 type liveSet map[string]bool
 
 // NewRegistry returns an empty registry.
 func NewRegistry() *Registry {
-	return &Registry{breakers: map[string]*Breaker{}, endpoints: map[string]*Endpoint{}, budgets: map[string]*keyedBudget{}, transports: map[string]*keyedTransport{}, replicas: map[string]*Replica{}}
+	return &Registry{breakers: map[string]*Breaker{}, endpoints: map[string]*Endpoint{}, budgets: map[string]*keyedBudget{}, transports: map[string]*keyedTransport{}, replicas: map[string]*Replica{}, counters: map[string]*keyedOutcomes{}}
 }
 
 func (r *Registry) breaker(service, region string, conf config.Breaker, live liveSet) *Breaker {
@@ -134,6 +135,11 @@ func (r *Registry) forgetAllBut(live liveSet) {
 	for k := range r.replicas {
 		if !live[k] {
 			delete(r.replicas, k)
+		}
+	}
+	for k := range r.counters {
+		if !live[k] {
+			delete(r.counters, k)
 		}
 	}
 	for k, t := range r.transports {

@@ -69,6 +69,9 @@ type Pool struct {
 	AttemptSpanName string
 	Breaker         *Breaker
 	Endpoints       []*Endpoint
+	// Outcomes counts attempt outcomes for the control plane's health reports; it
+	// survives swaps (Registry.TakeOutcomes reads and resets it).
+	Outcomes *Outcomes
 }
 
 // Build turns a validated configuration into a State, reusing runtime objects from reg.
@@ -144,6 +147,7 @@ func Build(c *config.Config, version string, reg *Registry) (*State, error) {
 			svc.View.Order = append(svc.View.Order, r)
 			pool := &Pool{Region: r, Name: st.regions[r], NameHeader: []string{st.regions[r]}, AttemptSpanName: "geode attempt " + st.regions[r]}
 			pool.Breaker = reg.breaker(sc.Name, pool.Name, sc.Breaker, live)
+			pool.Outcomes = reg.outcomes(sc.Name, pool.Name, live)
 			for _, a := range addrs {
 				pool.Endpoints = append(pool.Endpoints, reg.endpoint(sc.Name, pool.Name, a, live))
 			}

@@ -96,6 +96,7 @@ func (s *Sidecar) forward(ctx context.Context, r *http.Request, st *route.State,
 			// A peer's replica lacks the session's writes and names the region that has them.
 			done(nil) // the region answered: its replica is only behind
 			s.metrics.attempts.WithLabelValues(svc.Name, pool.Name, "misdirected").Inc()
+			pool.Outcomes.Success()
 			behind.Add(region)
 			resendable := body == nil || body.replayable()
 			target, ok := s.redirectTarget(resp, st, svc, req)
@@ -123,6 +124,7 @@ func (s *Sidecar) forward(ctx context.Context, r *http.Request, st *route.State,
 		if unprocessed || unavailableStatus(resp.StatusCode) {
 			done(errUnavailable)
 			s.metrics.attempts.WithLabelValues(svc.Name, pool.Name, "status_5xx").Inc()
+			pool.Outcomes.Failure()
 			if i+1 < order.Len() && out.attempts < svc.Attempts && s.mayTryAgain(svc, body, unprocessed, retryable) {
 				tried = append(tried, fmt.Sprintf("%s (status %d)", pool.Name, resp.StatusCode))
 				discard(resp)
@@ -131,6 +133,7 @@ func (s *Sidecar) forward(ctx context.Context, r *http.Request, st *route.State,
 		} else {
 			done(nil)
 			s.metrics.attempts.WithLabelValues(svc.Name, pool.Name, "ok").Inc()
+			pool.Outcomes.Success()
 		}
 		out.resp, out.pool, out.reason, out.status = resp, pool, reason, resp.StatusCode
 		return out
@@ -213,10 +216,16 @@ func (s *Sidecar) attemptRegion(ctx context.Context, r *http.Request, body *repl
 		if isConnectError(err) {
 			ep.Eject(ejectFor)
 			s.metrics.attempts.WithLabelValues(svc.Name, pool.Name, "connect_error").Inc()
+			if r.Context().Err() == nil { // a client that went away is not the region's failure
+				pool.Outcomes.Failure()
+			}
 			why = "connection failed: " + shortError(err)
 			continue
 		}
 		s.metrics.attempts.WithLabelValues(svc.Name, pool.Name, "error").Inc()
+		if r.Context().Err() == nil { // a client that went away is not the region's failure
+			pool.Outcomes.Failure()
+		}
 		return nil, shortError(err), false
 	}
 	return nil, why, true

@@ -114,6 +114,16 @@ func New(opts Options) (*Sidecar, error) {
 	return s, nil
 }
 
+// TakeOutcomes returns the upstream attempt outcomes counted since the previous call,
+// by service and region, and resets them: successes are attempts the region answered
+// (results ok and misdirected), failures the results status_5xx, connect_error and
+// error, less those of clients that went away. Breaker-rejected and canceled attempts
+// are not counted. It is what the xDS client reports to the control plane
+// (xds.Options.Outcomes).
+func (s *Sidecar) TakeOutcomes() map[string]map[string]route.Outcome {
+	return s.registry.TakeOutcomes()
+}
+
 // Apply validates c, builds a new routing state from it and swaps it in. On error the
 // current state stays in place (fail static) and the error says why.
 func (s *Sidecar) Apply(c *config.Config) error {

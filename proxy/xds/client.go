@@ -23,6 +23,7 @@ import (
 
 	"github.com/geodemesh/geode/controlplane/api"
 	"github.com/geodemesh/geode/proxy/config"
+	"github.com/geodemesh/geode/proxy/route"
 )
 
 // Options configure a Client.
@@ -61,6 +62,13 @@ type Options struct {
 	Settle time.Duration
 	// Logger defaults to discarding.
 	Logger *slog.Logger
+	// Outcomes, if set, returns the upstream attempt outcomes counted since its
+	// previous call, by service and region, and resets them (the sidecar's
+	// TakeOutcomes). The client then reports them to the control plane over LRS
+	// (envoy.service.load_stats.v3) on the ADS connection, at the interval the control
+	// plane asks for, one ClusterStats per service with one UpstreamLocalityStats per
+	// region; the control plane's region health is computed from these reports.
+	Outcomes func() map[string]map[string]route.Outcome
 }
 
 // Status is what the client knows of its control plane, for admin endpoints and tests.
@@ -76,6 +84,8 @@ type Status struct {
 	Updates   int64             `json:"updates"` // states applied from xDS
 	NACKs     int64             `json:"nacks"`
 	LastNACK  string            `json:"last_nack,omitempty"`
+	// LoadReports counts load reports (region outcomes) sent to the control plane.
+	LoadReports int64 `json:"load_reports"`
 	// Dropped lists services left out of the applied state because the control plane
 	// sent no usable endpoint for them (every region that has some is down or fenced).
 	Dropped []string `json:"dropped,omitempty"`
@@ -319,6 +329,14 @@ func (c *Client) stream(ctx context.Context) (got bool, err error) {
 		cancel()
 		wg.Wait()
 	}()
+	if c.opts.Outcomes != nil {
+		// Load reports go on the same connection, for as long as this stream lasts.
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.loadReports(sctx, cc)
+		}()
+	}
 
 	s := c.newSession(st)
 	c.mu.Lock()

@@ -73,6 +73,12 @@ type controlPlane struct {
 
 func startControlPlane(t *testing.T, m *model.Model, xdsAddr string) *controlPlane {
 	t.Helper()
+	return startControlPlaneWith(t, server.Options{Model: m}, xdsAddr)
+}
+
+// startControlPlaneWith starts a control plane with opts; the listeners are the harness's.
+func startControlPlaneWith(t *testing.T, opts server.Options, xdsAddr string) *controlPlane {
+	t.Helper()
 	xl, err := net.Listen("tcp", xdsAddr)
 	if err != nil {
 		t.Fatal(err)
@@ -81,7 +87,8 @@ func startControlPlane(t *testing.T, m *model.Model, xdsAddr string) *controlPla
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := server.New(server.Options{Model: m, XDS: xl, Admin: al})
+	opts.XDS, opts.Admin = xl, al
+	s, err := server.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +166,14 @@ type meshSidecar struct {
 
 func startSidecar(t *testing.T, xdsAddr, nodeID, cacheFile string) *meshSidecar {
 	t.Helper()
-	base, err := config.Parse([]byte(baseConfig))
+	return startSidecarWith(t, baseConfig, xdsAddr, nodeID, cacheFile)
+}
+
+// startSidecarWith starts a sidecar whose own file is baseYAML. It reports its region
+// outcomes to the control plane (Options.Outcomes).
+func startSidecarWith(t *testing.T, baseYAML, xdsAddr, nodeID, cacheFile string) *meshSidecar {
+	t.Helper()
+	base, err := config.Parse([]byte(baseYAML))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +189,7 @@ func startSidecar(t *testing.T, xdsAddr, nodeID, cacheFile string) *meshSidecar 
 		Server:      xdsAddr,
 		DialOptions: []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())},
 		NodeID:      nodeID, Zone: "us-east-a", Service: "app", Address: "127.0.0.1:9",
-		Base: base, Apply: sc.Apply, CacheFile: cacheFile,
+		Base: base, Apply: sc.Apply, CacheFile: cacheFile, Outcomes: sc.TakeOutcomes,
 		ColdStartAfter: 300 * time.Millisecond, MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond,
 	})
 	if err != nil {

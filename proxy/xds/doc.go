@@ -34,7 +34,18 @@
 // after Run starts, the cached state is applied: a cold start without a control plane.
 // LoadCache lets a cmd use it as the sidecar's first config instead.
 //
-// Concurrency: Run starts the client's only goroutines (a stream reader per stream and
-// the cold-start timer) and waits for them before returning. Status is safe for
+// Load reports: with Options.Outcomes set (the sidecar's TakeOutcomes), each ADS
+// connection also carries an LRS stream (envoy.service.load_stats.v3): the client sends
+// its node, and once the control plane answers (clusters, interval), sends every
+// interval one ClusterStats per service (cluster name = service) with one
+// UpstreamLocalityStats per region: attempts succeeded and failed since the last report.
+// Nothing is sent for an interval with nothing counted; counts taken before the first
+// answer of a stream are dropped as stale, and so are those of a report that fails to
+// send. A broken LRS stream is retried with the same backoff as ADS on the same
+// connection; Unimplemented stops reports for that connection. Status.LoadReports
+// counts reports sent.
+//
+// Concurrency: Run starts the client's only goroutines (a stream reader per stream, the
+// load-report loop and its reader, and the cold-start timer) and waits for them before returning. Status is safe for
 // concurrent use. New starts nothing.
 package xds
