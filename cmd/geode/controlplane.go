@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 
 	"golang.org/x/sync/errgroup"
@@ -28,10 +27,10 @@ func runControlplane(ctx context.Context, args []string, stdout, stderr io.Write
 	dir := fs.String("config", "", "`directory` of manifests: one kind: Geode manifest, plus Kubernetes Services and EndpointSlices; reloaded on change")
 	listen := fs.String("listen", "127.0.0.1:18000", "xDS (ADS gRPC) listen `address`")
 	admin := fs.String("admin", "127.0.0.1:18001", "admin HTTP listen `address` (keep it on loopback)")
-	insecure := fs.Bool("insecure", false, "serve xDS in plaintext, without mTLS: any client can claim any node and region (demos and tests only)")
-	tlsCert := fs.String("tls-cert", "", "xDS server certificate `file` (PEM; SPIFFE ID spiffe://<trust-domain>/geode/controlplane); reloaded on change")
-	tlsKey := fs.String("tls-key", "", "private key `file` (PEM) of --tls-cert; reloaded on change")
-	tlsCA := fs.String("tls-ca", "", "CA bundle `file` (PEM) that sidecars' certificates must chain to; reloaded on change")
+	tlsf := addTLSFlags(fs, "geode controlplane", "xDS is served over",
+		"serve xDS in plaintext, without mTLS: any client can claim any node and region (demos and tests only)",
+		"xDS server certificate `file` (PEM; SPIFFE ID spiffe://<trust-domain>/geode/controlplane); reloaded on change",
+		"CA bundle `file` (PEM) that sidecars' certificates must chain to; reloaded on change")
 	check := fs.Bool("check", false, "validate the manifests and exit")
 	debounce := fs.Duration("reload-debounce", source.DefaultDebounce, "wait this long after the last change in --config before reloading")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
@@ -43,11 +42,10 @@ func runControlplane(ctx context.Context, args []string, stdout, stderr io.Write
 		fs.Usage()
 		return errUsage
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		return fmt.Errorf("--log-level: %w", err)
+	log, err := newLogger(*logLevel, stderr)
+	if err != nil {
+		return err
 	}
-	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
 
 	m, err := source.Load(*dir)
 	if err != nil {
@@ -59,18 +57,16 @@ func runControlplane(ctx context.Context, args []string, stdout, stderr io.Write
 	}
 	var ids *identity.Source
 	var grpcOpts []grpc.ServerOption
+	mutual, err := tlsf.mutual(stderr)
 	switch {
-	case *insecure && (*tlsCert != "" || *tlsKey != "" || *tlsCA != ""):
-		return errors.New("--insecure and --tls-cert/--tls-key/--tls-ca are exclusive")
-	case *insecure:
+	case err != nil:
+		return err
+	case !mutual:
 		log.Warn("INSECURE: xDS is served in plaintext without client authentication; any client that reaches " +
 			*listen + " can read the fleet's configuration and claim any node and region. Use --insecure only for demos and tests.")
-	case *tlsCert == "" || *tlsKey == "" || *tlsCA == "":
-		fmt.Fprintln(stderr, "geode controlplane: xDS is served over mutual TLS: --tls-cert, --tls-key and --tls-ca are required (or --insecure, for demos and tests only)")
-		return errUsage
 	default:
 		ids, err = identity.Load(identity.Options{
-			CertFile: *tlsCert, KeyFile: *tlsKey, CAFile: *tlsCA, Logger: log.With("component", "tls"),
+			CertFile: *tlsf.cert, KeyFile: *tlsf.key, CAFile: *tlsf.ca, Logger: log.With("component", "tls"),
 			Accept: func(id identity.ID) error {
 				if id.Kind != identity.ControlPlane {
 					return errors.New("not a control plane identity: want spiffe://<trust-domain>/geode/controlplane")

@@ -36,10 +36,10 @@ func runSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	nodeID := fs.String("node-id", "", "this sidecar's node id at the control plane (default: the one its --tls-cert names; with --insecure, host name and region)")
 	zone := fs.String("zone", "", "this sidecar's zone within its region")
 	service := fs.String("service", "", "the service this sidecar's app serves (registration data for the control plane)")
-	insecureXDS := fs.Bool("insecure", false, "talk plaintext to the control plane, without mTLS (demos and tests only)")
-	tlsCert := fs.String("tls-cert", "", "client certificate `file` for the control plane (PEM; SPIFFE ID spiffe://<trust-domain>/geode/region/<region>/node/<node-id>); reloaded on change")
-	tlsKey := fs.String("tls-key", "", "private key `file` (PEM) of --tls-cert; reloaded on change")
-	tlsCA := fs.String("tls-ca", "", "CA bundle `file` (PEM) that the control plane's certificate must chain to; reloaded on change")
+	tlsf := addTLSFlags(fs, "geode sidecar", "--xds talks",
+		"talk plaintext to the control plane, without mTLS (demos and tests only)",
+		"client certificate `file` for the control plane (PEM; SPIFFE ID spiffe://<trust-domain>/geode/region/<region>/node/<node-id>); reloaded on change",
+		"CA bundle `file` (PEM) that the control plane's certificate must chain to; reloaded on change")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
@@ -65,11 +65,10 @@ func runSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fs.Usage()
 		return errUsage
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		return fmt.Errorf("--log-level: %w", err)
+	log, err := newLogger(*logLevel, stderr)
+	if err != nil {
+		return err
 	}
-	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
 
 	c, err := config.Load(*path)
 	if err != nil {
@@ -87,25 +86,23 @@ func runSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		id := *nodeID
 		var ids *identity.Source
 		var creds credentials.TransportCredentials
+		mutual, err := tlsf.mutual(stderr)
 		switch {
-		case *insecureXDS && (*tlsCert != "" || *tlsKey != "" || *tlsCA != ""):
-			return errors.New("--insecure and --tls-cert/--tls-key/--tls-ca are exclusive")
-		case *insecureXDS:
+		case err != nil:
+			return err
+		case !mutual:
 			log.Warn("talking PLAINTEXT to the control plane (--insecure): anyone on the path can read and change routing")
 			creds = insecure.NewCredentials()
 			if id == "" {
 				host, _ := os.Hostname()
 				id = host + "." + c.Region
 			}
-		case *tlsCert == "" || *tlsKey == "" || *tlsCA == "":
-			fmt.Fprintln(stderr, "geode sidecar: --xds talks mutual TLS: --tls-cert, --tls-key and --tls-ca are required (or --insecure, for demos and tests only)")
-			return errUsage
 		default:
 			// The node id and region are the certificate's: the control plane refuses
 			// any other claim. A rotated certificate must keep them.
 			var own identity.ID
 			ids, err = identity.Load(identity.Options{
-				CertFile: *tlsCert, KeyFile: *tlsKey, CAFile: *tlsCA, Logger: log.With("component", "tls"),
+				CertFile: *tlsf.cert, KeyFile: *tlsf.key, CAFile: *tlsf.ca, Logger: log.With("component", "tls"),
 				Accept: func(cid identity.ID) error {
 					switch {
 					case cid.Kind != identity.Node:
