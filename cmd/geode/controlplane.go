@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
@@ -14,11 +15,13 @@ import (
 
 	"github.com/geodemesh/geode/controlplane/identity"
 	"github.com/geodemesh/geode/controlplane/model"
+	"github.com/geodemesh/geode/controlplane/peering"
 	"github.com/geodemesh/geode/controlplane/server"
 	"github.com/geodemesh/geode/controlplane/source"
 )
 
 // runControlplane runs `geode controlplane --config DIR --listen ADDR --admin ADDR
+// [--region REGION --peer REGION=ADDR...]
 // (--tls-cert FILE --tls-key FILE --tls-ca FILE | --insecure)`: one region's xDS
 // control plane (ADS, SotW and Delta) over mutual TLS, and its admin API.
 func runControlplane(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -34,6 +37,10 @@ func runControlplane(ctx context.Context, args []string, stdout, stderr io.Write
 	check := fs.Bool("check", false, "validate the manifests and exit")
 	debounce := fs.Duration("reload-debounce", source.DefaultDebounce, "wait this long after the last change in --config before reloading")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	region := fs.String("region", "", "this control plane's own `region` (authoritative for it; served to peers); required with --peer")
+	var peers peerFlag
+	fs.Var(&peers, "peer", "another region's control plane, `REGION=ADDR` (its admin address); repeatable")
+	staleAfter := fs.Duration("peer-stale-after", peering.DefaultStaleAfter, "a peer unanswered this long is shown stale (its last known state stays in force)")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
@@ -50,6 +57,20 @@ func runControlplane(ctx context.Context, args []string, stdout, stderr io.Write
 	m, err := source.Load(*dir)
 	if err != nil {
 		return err
+	}
+	if len(peers) > 0 && *region == "" {
+		fmt.Fprintln(stderr, "geode controlplane: --peer needs --region (this control plane's own region)")
+		return errUsage
+	}
+	if *region != "" {
+		if _, ok := m.Region(*region); !ok {
+			return fmt.Errorf("--region %q: not a region of the model %v", *region, m.RegionNames())
+		}
+	}
+	for _, p := range peers {
+		if _, ok := m.Region(p.Region); !ok {
+			return fmt.Errorf("--peer %s=%s: %q is not a region of the model %v", p.Region, p.Addr, p.Region, m.RegionNames())
+		}
 	}
 	if *check {
 		fmt.Fprintf(stdout, "%s: ok (model %s, %d regions, %d services)\n", *dir, m.Version(), len(m.RegionNames()), len(m.Services()))
@@ -90,11 +111,23 @@ func runControlplane(ctx context.Context, args []string, stdout, stderr io.Write
 		xl.Close()
 		return fmt.Errorf("--admin: %w", err)
 	}
-	s, err := server.New(server.Options{Model: m, XDS: xl, Admin: al, Logger: log, GRPCOptions: grpcOpts})
+	s, err := server.New(server.Options{Model: m, XDS: xl, Admin: al, Logger: log, GRPCOptions: grpcOpts, Region: *region})
 	if err != nil {
 		xl.Close()
 		al.Close()
 		return err
+	}
+	var pr *peering.Peers
+	if len(peers) > 0 {
+		pr, err = peering.New(peering.Options{
+			Region: *region, Peers: peers, Apply: s.ApplyPeerSummary, Stale: s.SetPeerStale,
+			StaleAfter: *staleAfter, Logger: log.With("component", "peering"),
+		})
+		if err != nil {
+			xl.Close()
+			al.Close()
+			return err
+		}
 	}
 	log.Info("control plane serving", "xds", xl.Addr().String(), "admin", al.Addr().String(),
 		"model", m.Version(), "regions", m.RegionNames(), "services", len(m.Services()))
@@ -118,6 +151,9 @@ func runControlplane(ctx context.Context, args []string, stdout, stderr io.Write
 	if ids != nil {
 		g.Go(func() error { return ids.Run(gctx) })
 	}
+	if pr != nil {
+		g.Go(func() error { return pr.Run(gctx) })
+	}
 	g.Go(func() error {
 		if err := w.Run(gctx); err != nil {
 			return fmt.Errorf("--config: %w", err)
@@ -125,4 +161,27 @@ func runControlplane(ctx context.Context, args []string, stdout, stderr io.Write
 		return nil
 	})
 	return g.Wait()
+}
+
+// peerFlag is the repeatable --peer REGION=ADDR.
+type peerFlag []peering.Peer
+
+func (f *peerFlag) String() string {
+	if f == nil {
+		return ""
+	}
+	var parts []string
+	for _, p := range *f {
+		parts = append(parts, p.Region+"="+p.Addr)
+	}
+	return strings.Join(parts, ",")
+}
+
+func (f *peerFlag) Set(v string) error {
+	p, err := peering.ParsePeer(v)
+	if err != nil {
+		return err
+	}
+	*f = append(*f, p)
+	return nil
 }

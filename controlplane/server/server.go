@@ -47,6 +47,9 @@ type Options struct {
 	// connection, which feed the region state machine like POST /reports; zero means
 	// DefaultLoadReportInterval.
 	LoadReportInterval time.Duration
+	// Region is this control plane's own region, which it is authoritative for and
+	// serves to peers on GET /peer/summary (peer.go); "" disables peering.
+	Region string
 }
 
 // Server serves xDS and the admin API for one control plane.
@@ -73,6 +76,8 @@ type Server struct {
 	// regions is the current model too, for the xDS callbacks: they must not take mu,
 	// which is held while SetSnapshot answers their streams' watches.
 	regions atomic.Pointer[model.Model]
+
+	peer peerState // guarded by mu; peer.go
 }
 
 // New builds a Server and publishes the initial snapshots. It starts no goroutine.
@@ -90,9 +95,13 @@ func New(o Options) (*Server, error) {
 	var err error
 	s := &Server{
 		log: log, xdsLis: o.XDS, adminLis: o.Admin, grpcOpts: o.GRPCOptions,
-		cache:     cache.NewSnapshotCache(true, regionHash{}, nil),
+		// ads=false: a request that names some resources of a type is answered with those
+		// (a proxyless gRPC client names only its own service); in ADS mode the cache
+		// would wait until a request names every resource of the type, forever.
+		cache:     cache.NewSnapshotCache(false, regionHash{}, nil),
 		overrides: map[string]affinity.RegionState{},
 		versions:  map[string]string{},
+		peer:      peerState{own: o.Region},
 	}
 	if s.lrsInterval, err = checkLoadReportInterval(o.LoadReportInterval); err != nil {
 		return nil, err
@@ -124,7 +133,7 @@ func (s *Server) SetModel(ctx context.Context, m *model.Model) error {
 	maps.DeleteFunc(overrides, func(r string, _ affinity.RegionState) bool { _, ok := m.Region(r); return !ok })
 	s.health.SetRegions(m.RegionNames())
 	prev := s.computed
-	s.computed = s.health.Statuses()
+	s.computed = s.withPeersLocked(s.health.Statuses())
 	if err := s.publishLocked(ctx, m, overrides); err != nil {
 		s.computed = prev
 		return err
@@ -199,7 +208,7 @@ func (s *Server) publishLocked(ctx context.Context, base *model.Model, overrides
 	snaps := map[string]*cache.Snapshot{}
 	var errs []error
 	for _, r := range cur.RegionNames() {
-		snap, err := translate.ForRegionRamped(cur, r, ramp)
+		snap, err := translate.ForRegionWith(cur, r, ramp, translate.Options{Outbound: true})
 		if err == nil {
 			snap, err = encodeOnce(snap)
 		}
@@ -235,6 +244,7 @@ func (s *Server) publishLocked(ctx context.Context, base *model.Model, overrides
 	}
 	s.base, s.overrides, s.current, s.versions, s.published = base, overrides, cur, versions, time.Now()
 	s.regions.Store(cur)
+	s.peerPublishedLocked()
 	s.log.Info("published", "model", cur.Version(), "regions", len(versions), "changed", changed)
 	return nil
 }
@@ -247,7 +257,7 @@ func (s *Server) Evaluate(ctx context.Context, now time.Time) error {
 	defer s.mu.Unlock()
 	// Compare with what is published rather than trusting Evaluate's list: a publish that
 	// failed last time is retried.
-	prev, next := s.computed, s.health.Statuses()
+	prev, next := s.computed, s.withPeersLocked(s.health.Statuses())
 	var changed []string
 	for r, st := range next {
 		if p, ok := prev[r]; !ok || p.Computed != st.Computed || p.Factor != st.Factor {
@@ -383,7 +393,8 @@ func (s *Server) Run(ctx context.Context) error {
 	})
 	var hs *http.Server
 	if s.adminLis != nil {
-		hs = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		hs = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second,
+			BaseContext: func(net.Listener) context.Context { return gctx }} // ends long-polls
 		g.Go(func() error {
 			if err := hs.Serve(s.adminLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				return fmt.Errorf("admin server: %w", err)
@@ -418,6 +429,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /regions/{name}/{action}", s.handleRegion)
 	mux.HandleFunc("GET /config_dump", s.handleConfigDump)
 	mux.HandleFunc("POST /reports", s.handleReport)
+	mux.HandleFunc("GET /peer/summary", s.handlePeerSummary)
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, s.Status()) })
 	return mux
 }
@@ -457,6 +469,7 @@ type ConfigDump struct {
 	Regions      []RegionDump      `json:"regions"`
 	Services     []model.Service   `json:"services"`
 	Snapshots    map[string]string `json:"snapshot_versions"` // region → version
+	Peers        []PeerDump        `json:"peers,omitempty"`   // peer control planes (peer.go)
 }
 
 // RegionDump is one region in a ConfigDump.
@@ -488,6 +501,7 @@ func (s *Server) ConfigDump() ConfigDump {
 		rd.Order, _ = translate.Order(s.current, r.Name)
 		d.Regions = append(d.Regions, rd)
 	}
+	d.Peers = s.peerDumpLocked()
 	return d
 }
 

@@ -83,7 +83,12 @@ func ForRegion(m *model.Model, region string) (*cache.Snapshot, error) {
 // ForRegionRamped is ForRegion with some regions in the middle of a ramp: ramp maps a
 // region to its weight factor in percent, strictly between 0 and 100 (see Groups).
 func ForRegionRamped(m *model.Model, region string, ramp map[string]int) (*cache.Snapshot, error) {
-	res, err := ResourcesRamped(m, region, ramp)
+	return ForRegionWith(m, region, ramp, Options{})
+}
+
+// ForRegionWith is ForRegionRamped with Options (the Envoy outbound listener).
+func ForRegionWith(m *model.Model, region string, ramp map[string]int, opts Options) (*cache.Snapshot, error) {
+	res, err := ResourcesWith(m, region, ramp, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -109,6 +114,14 @@ func Resources(m *model.Model, region string) (map[resource.Type][]types.Resourc
 
 // ResourcesRamped is Resources with some regions ramping (see ForRegionRamped).
 func ResourcesRamped(m *model.Model, region string, ramp map[string]int) (map[resource.Type][]types.Resource, error) {
+	return ResourcesWith(m, region, ramp, Options{})
+}
+
+// ResourcesWith is ResourcesRamped with Options.
+func ResourcesWith(m *model.Model, region string, ramp map[string]int, opts Options) (map[resource.Type][]types.Resource, error) {
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
 	groups, err := Groups(m, region, ramp)
 	if err != nil {
 		return nil, err
@@ -135,8 +148,17 @@ func ResourcesRamped(m *model.Model, region string, ramp map[string]int) (map[re
 		}
 		clusters = append(clusters, c)
 		endpoints = append(endpoints, cla)
-		vhosts = append(vhosts, buildVirtualHost(svc))
+		vh, err := buildVirtualHost(svc)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("service %q: %w", svc.Name, err))
+			continue
+		}
+		vhosts = append(vhosts, vh)
 		for _, a := range svc.Authorities {
+			if a == OutboundListenerName {
+				errs = append(errs, fmt.Errorf("service %q: authority %q is the Envoy outbound listener's name", svc.Name, a))
+				continue
+			}
 			l, err := buildAPIListener(a)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("service %q: %w", svc.Name, err))
@@ -144,6 +166,14 @@ func ResourcesRamped(m *model.Model, region string, ramp map[string]int) (map[re
 			}
 			listeners = append(listeners, l)
 		}
+	}
+	if opts.Outbound {
+		// Envoy binds this one; grpc-go only asks for listeners named by its authorities.
+		outbound, err := buildOutboundListener(opts)
+		if err != nil {
+			return nil, err
+		}
+		listeners = append(listeners, outbound)
 	}
 	rc := &routev3.RouteConfiguration{Name: RouteConfigName, VirtualHosts: vhosts}
 	out := map[resource.Type][]types.Resource{
@@ -208,6 +238,10 @@ func buildCluster(svc model.Service, regions []api.Region) (*clusterv3.Cluster, 
 	if err != nil {
 		return nil, err
 	}
+	lb, err := loadBalancingPolicy()
+	if err != nil {
+		return nil, err
+	}
 	c := &clusterv3.Cluster{
 		Name:                 svc.Name,
 		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_EDS},
@@ -215,8 +249,9 @@ func buildCluster(svc model.Service, regions []api.Region) (*clusterv3.Cluster, 
 			EdsConfig:   adsSource(),
 			ServiceName: svc.Name,
 		},
-		ConnectTimeout: durationpb.New(time.Second),
-		LbPolicy:       clusterv3.Cluster_ROUND_ROBIN,
+		ConnectTimeout:      durationpb.New(time.Second),
+		LbPolicy:            clusterv3.Cluster_ROUND_ROBIN,
+		LoadBalancingPolicy: lb, // supersedes LbPolicy: maglev for Envoy, round_robin for grpc-go
 		CircuitBreakers: &clusterv3.CircuitBreakers{Thresholds: []*clusterv3.CircuitBreakers_Thresholds{{
 			Priority:           corev3.RoutingPriority_DEFAULT,
 			MaxConnections:     wrapperspb.UInt32(maxConnections),
@@ -396,7 +431,7 @@ func lbEndpoint(addr string) (*endpointv3.LbEndpoint, error) {
 	}, nil
 }
 
-func buildVirtualHost(svc model.Service) *routev3.VirtualHost {
+func buildVirtualHost(svc model.Service) (*routev3.VirtualHost, error) {
 	var domains []string
 	for _, a := range svc.Authorities {
 		domains = append(domains, a)
@@ -404,16 +439,18 @@ func buildVirtualHost(svc model.Service) *routev3.VirtualHost {
 			domains = append(domains, a+":*")
 		}
 	}
+	action, err := routeAction(svc.Name)
+	if err != nil {
+		return nil, err
+	}
 	return &routev3.VirtualHost{
 		Name:    svc.Name,
 		Domains: domains,
 		Routes: []*routev3.Route{{
-			Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
-			Action: &routev3.Route_Route{Route: &routev3.RouteAction{
-				ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: svc.Name},
-			}},
+			Match:  &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
+			Action: &routev3.Route_Route{Route: action},
 		}},
-	}
+	}, nil
 }
 
 // hcm is the HttpConnectionManager every listener uses: RDS over ADS, then the router.

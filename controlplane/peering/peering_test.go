@@ -1,0 +1,297 @@
+package peering_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/geodemesh/geode/controlplane/health"
+	"github.com/geodemesh/geode/controlplane/model"
+	"github.com/geodemesh/geode/controlplane/peering"
+	"github.com/geodemesh/geode/controlplane/server"
+)
+
+var regions = []string{"us-east", "eu-west", "us-west"}
+
+func fleet(t *testing.T) *model.Model {
+	t.Helper()
+	eps := map[string][]model.Endpoint{}
+	for i, r := range regions {
+		eps[r] = []model.Endpoint{{Address: fmt.Sprintf("127.0.0.1:%d", 1001+i), Zone: r + "-a"}}
+	}
+	m, err := model.New(model.Spec{
+		Regions: []model.RegionSpec{
+			{Name: "us-east", RTT: map[string]time.Duration{"eu-west": 81 * time.Millisecond, "us-west": 87 * time.Millisecond}},
+			{Name: "eu-west", RTT: map[string]time.Duration{"us-west": 137 * time.Millisecond}},
+			{Name: "us-west"},
+		},
+		Services: []model.ServiceSpec{{Name: "where", Protocol: "grpc", Endpoints: eps}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// cp is one region's control plane with its peering client, run until stop.
+type cp struct {
+	region string
+	srv    *server.Server
+	admin  string
+	stop   func()
+}
+
+// startCP runs region's control plane with its admin API on adminAddr (":0" style
+// address allowed) peered with peers.
+func startCP(t *testing.T, region string, admin net.Listener, peers []peering.Peer) *cp {
+	t.Helper()
+	xl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := server.New(server.Options{
+		Model: fleet(t), XDS: xl, Admin: admin, Region: region,
+		// Fast and decisive: one bad evaluation of a 200ms window degrades; no-data
+		// recovery (ProbeAfter) is far beyond the test.
+		Health: health.Config{Interval: 20 * time.Millisecond, Window: 200 * time.Millisecond, MinRequests: 1,
+			BadEvaluations: 1, RampStepPercent: 100, ProbeAfter: time.Minute},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := peering.New(peering.Options{
+		Region: region, Peers: peers, Apply: s.ApplyPeerSummary, Stale: s.SetPeerStale,
+		Wait: 200 * time.Millisecond, StaleAfter: 600 * time.Millisecond,
+		MinBackoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 2)
+	go func() { done <- s.Run(ctx) }()
+	go func() { done <- p.Run(ctx) }()
+	stopped := false
+	c := &cp{region: region, srv: s, admin: admin.Addr().String()}
+	c.stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		for range 2 {
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("%s: %v", region, err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Errorf("%s: not stopped 10s after cancel", region)
+				return
+			}
+		}
+	}
+	t.Cleanup(c.stop)
+	return c
+}
+
+func listen(t *testing.T, addr string) net.Listener {
+	t.Helper()
+	var l net.Listener
+	var err error
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if l, err = net.Listen("tcp", addr); err == nil || time.Now().After(deadline) {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func configDump(t *testing.T, admin string) server.ConfigDump {
+	t.Helper()
+	c := &http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get("http://" + admin + "/config_dump")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var d server.ConfigDump
+	if err := json.NewDecoder(resp.Body).Decode(&d); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func regionOf(d server.ConfigDump, name string) server.RegionDump {
+	for _, r := range d.Regions {
+		if r.Name == name {
+			return r
+		}
+	}
+	return server.RegionDump{}
+}
+
+func peerOf(d server.ConfigDump, name string) (server.PeerDump, bool) {
+	for _, p := range d.Peers {
+		if p.Region == name {
+			return p, true
+		}
+	}
+	return server.PeerDump{}, false
+}
+
+// eventually retries check every 20ms until it returns nil or within expires.
+func eventually(t *testing.T, within time.Duration, what string, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		err := check()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s: %v", what, within, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func report(t *testing.T, admin, region string, failure uint64) {
+	t.Helper()
+	body, _ := json.Marshal(server.Report{Reporter: "sidecar-" + region, RegionOutcomes: map[string]server.RegionOutcome{region: {Success: 10, Failure: failure}}})
+	c := &http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Post("http://"+admin+"/reports", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("POST /reports: %s", resp.Status)
+	}
+}
+
+func TestThreeRegionsPeered(t *testing.T) {
+	lis := map[string]net.Listener{}
+	for _, r := range regions {
+		lis[r] = listen(t, "127.0.0.1:0")
+	}
+	peersOf := func(own string) []peering.Peer {
+		var ps []peering.Peer
+		for _, r := range regions {
+			if r != own {
+				ps = append(ps, peering.Peer{Region: r, Addr: lis[r].Addr().String()})
+			}
+		}
+		return ps
+	}
+	cps := map[string]*cp{}
+	for _, r := range regions {
+		cps[r] = startCP(t, r, lis[r], peersOf(r))
+	}
+	euAdmin := cps["eu-west"].admin
+
+	// Everyone has every peer's first summary.
+	for _, r := range regions {
+		eventually(t, 5*time.Second, r+" synced", func() error {
+			d := configDump(t, cps[r].admin)
+			if len(d.Peers) != 2 {
+				return fmt.Errorf("peers %+v", d.Peers)
+			}
+			for _, p := range d.Peers {
+				if p.Version == "" || p.Stale {
+					return fmt.Errorf("peer %+v", p)
+				}
+			}
+			return nil
+		})
+	}
+	if got := regionOf(configDump(t, cps["us-east"].admin), "us-east").Order; !slices.Equal(got, []string{"us-east", "eu-west", "us-west"}) {
+		t.Fatalf("us-east priority order at start = %v", got)
+	}
+
+	// eu-west's own sidecars report eu-west failing, to eu-west's control plane only.
+	eventually(t, 5*time.Second, "eu-west degraded at eu-west", func() error {
+		report(t, euAdmin, "eu-west", 10)
+		if st := regionOf(configDump(t, euAdmin), "eu-west").State; st != "degraded" {
+			return fmt.Errorf("state %s", st)
+		}
+		return nil
+	})
+	for _, r := range []string{"us-east", "us-west"} {
+		eventually(t, 3*time.Second, "eu-west degraded at "+r+" through peering", func() error {
+			d := configDump(t, cps[r].admin)
+			rd := regionOf(d, "eu-west")
+			if rd.State != "degraded" || rd.Computed != "degraded" {
+				return fmt.Errorf("eu-west %+v", rd)
+			}
+			if p, _ := peerOf(d, "eu-west"); p.State != "degraded" {
+				return fmt.Errorf("peer %+v", p)
+			}
+			return nil
+		})
+	}
+	// The EDS priorities follow: us-east's clients now prefer us-west over eu-west.
+	if got := regionOf(configDump(t, cps["us-east"].admin), "us-east").Order; !slices.Equal(got, []string{"us-east", "us-west", "eu-west"}) {
+		t.Fatalf("us-east priority order with eu-west degraded = %v", got)
+	}
+
+	// Partition: eu-west's control plane stops. The others keep its last known state
+	// (degraded, not down) and show the peer stale.
+	cps["eu-west"].stop()
+	for _, r := range []string{"us-east", "us-west"} {
+		eventually(t, 3*time.Second, "eu-west stale at "+r, func() error {
+			d := configDump(t, cps[r].admin)
+			p, _ := peerOf(d, "eu-west")
+			if !p.Stale || p.StaleReason == "" {
+				return fmt.Errorf("peer %+v", p)
+			}
+			if rd := regionOf(d, "eu-west"); rd.State != "degraded" {
+				t.Fatalf("eu-west at %s with its control plane partitioned = %s, want its last known degraded", r, rd.State)
+			}
+			return nil
+		})
+	}
+	// Staying partitioned changes nothing (fail static).
+	time.Sleep(500 * time.Millisecond)
+	if rd := regionOf(configDump(t, cps["us-west"].admin), "eu-west"); rd.State != "degraded" {
+		t.Fatalf("eu-west at us-west after a long partition = %s", rd.State)
+	}
+
+	// eu-west's control plane returns on the same address with a fresh state machine:
+	// the others resync to what it now says (healthy) and clear the stale mark.
+	cps["eu-west"] = startCP(t, "eu-west", listen(t, euAdmin), peersOf("eu-west"))
+	own, _, err := cps["eu-west"].srv.OwnSummary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []string{"us-east", "us-west"} {
+		eventually(t, 5*time.Second, "resync at "+r, func() error {
+			d := configDump(t, cps[r].admin)
+			p, _ := peerOf(d, "eu-west")
+			if p.Stale || p.Version != own.Version {
+				return fmt.Errorf("peer %+v, want version %s", p, own.Version)
+			}
+			if rd := regionOf(d, "eu-west"); rd.State != "healthy" {
+				return fmt.Errorf("eu-west %s", rd.State)
+			}
+			return nil
+		})
+	}
+	// And the restarted one learned its peers again.
+	eventually(t, 5*time.Second, "restarted eu-west synced", func() error {
+		d := configDump(t, euAdmin)
+		if len(d.Peers) != 2 {
+			return fmt.Errorf("peers %+v", d.Peers)
+		}
+		return nil
+	})
+}

@@ -1,0 +1,244 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/geodemesh/geode/affinity"
+	"github.com/geodemesh/geode/controlplane/health"
+	"github.com/geodemesh/geode/controlplane/peering"
+)
+
+// peerState is the Server's peering state, guarded by Server.mu.
+type peerState struct {
+	own     string // this control plane's region (Options.Region); "" disables peering
+	epoch   int64  // first publish, unix ns: versions differ across restarts
+	counter uint64
+	last    *health.Status // own region's status at the last version bump
+	at      time.Time
+	changed chan struct{} // closed and replaced at every version bump
+	peers   map[string]*peerEntry
+}
+
+type peerEntry struct {
+	sum     peering.Summary
+	state   affinity.RegionState
+	applied time.Time // when sum was applied
+	contact time.Time // last answer from the peer
+	stale   bool
+	reason  string
+}
+
+// PeerDump is one peer in a ConfigDump: the last summary applied from the region's
+// control plane and whether that control plane is stale (unreachable for longer than
+// the peering bound; its last known state stays in force).
+type PeerDump struct {
+	Region       string    `json:"region"`
+	State        string    `json:"state"`
+	WeightFactor int       `json:"weight_factor_percent"`
+	Version      string    `json:"version"`
+	SummaryTime  time.Time `json:"summary_time"`
+	AppliedAt    time.Time `json:"applied_at"`
+	LastContact  time.Time `json:"last_contact"`
+	Stale        bool      `json:"stale"`
+	StaleReason  string    `json:"stale_reason,omitempty"`
+}
+
+// withPeersLocked merges the applied peer summaries into the local computed statuses:
+// for a peer's region the worse of the peer's (authoritative) state and this control
+// plane's own evidence counts; on equal states, the lower weight factor. The window
+// figures stay local.
+func (s *Server) withPeersLocked(st map[string]health.Status) map[string]health.Status {
+	for r, e := range s.peer.peers {
+		local, ok := st[r]
+		if !ok || r == s.peer.own {
+			continue
+		}
+		switch {
+		case e.state > local.Computed:
+			local.Computed, local.Factor, local.Verdict = e.state, e.sum.WeightFactor, "peer:"+e.sum.State
+		case e.state == local.Computed && e.sum.WeightFactor < local.Factor:
+			local.Factor = e.sum.WeightFactor
+		}
+		st[r] = local
+	}
+	return st
+}
+
+// peerPublishedLocked bumps the own summary's version when the own region's published
+// computed state or weight factor changed, waking long-polls. publishLocked calls it.
+func (s *Server) peerPublishedLocked() {
+	p := &s.peer
+	if p.own == "" {
+		return
+	}
+	st, ok := s.computed[p.own]
+	if !ok {
+		st = health.Status{Computed: affinity.Healthy, Factor: 100}
+	}
+	if p.last != nil && p.last.Computed == st.Computed && p.last.Factor == st.Factor {
+		return
+	}
+	now := time.Now()
+	if p.epoch == 0 {
+		p.epoch = now.UnixNano()
+	}
+	p.counter++
+	p.last, p.at = &st, now
+	if p.changed != nil {
+		close(p.changed)
+	}
+	p.changed = make(chan struct{})
+}
+
+// ErrPeeringOff is returned by OwnSummary when Options.Region is not set.
+var ErrPeeringOff = errors.New("peering is not configured: the control plane has no own region")
+
+// OwnSummary returns this control plane's summary of its own region — computed from
+// its own sidecars' reports, without operator overrides — and a channel closed when it
+// next changes.
+func (s *Server) OwnSummary() (peering.Summary, <-chan struct{}, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := &s.peer
+	if p.own == "" {
+		return peering.Summary{}, nil, ErrPeeringOff
+	}
+	if _, ok := s.base.Region(p.own); !ok || p.last == nil {
+		return peering.Summary{}, nil, fmt.Errorf("%w %q (own region)", ErrUnknownRegion, p.own)
+	}
+	return peering.Summary{
+		Region: p.own, State: p.last.Computed.String(), WeightFactor: p.last.Factor,
+		Version: fmt.Sprintf("%d.%d", p.epoch, p.counter), Time: p.at,
+	}, p.changed, nil
+}
+
+// ApplyPeerSummary applies a peer control plane's summary of its region as that
+// region's computed state (merged with local evidence, see withPeersLocked) and
+// republishes if anything changed. It also clears the peer's stale mark. The region
+// must be in the model and not this control plane's own; the state must be one the
+// health machine computes (healthy, degraded, down).
+func (s *Server) ApplyPeerSummary(ctx context.Context, sum peering.Summary) error {
+	st, err := affinity.ParseRegionState(sum.State)
+	if err != nil {
+		return fmt.Errorf("peer summary of %q: %w", sum.Region, err)
+	}
+	if st != affinity.Healthy && st != affinity.Degraded && st != affinity.Down {
+		return fmt.Errorf("peer summary of %q: state %s is not a computed state", sum.Region, sum.State)
+	}
+	if sum.WeightFactor < 0 || sum.WeightFactor > 100 {
+		return fmt.Errorf("peer summary of %q: weight factor %d is not in [0,100]", sum.Region, sum.WeightFactor)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if sum.Region == s.peer.own {
+		return fmt.Errorf("peer summary of %q: this control plane is authoritative for its own region", sum.Region)
+	}
+	if _, ok := s.base.Region(sum.Region); !ok {
+		return fmt.Errorf("peer summary: %w %q", ErrUnknownRegion, sum.Region)
+	}
+	now := time.Now()
+	if s.peer.peers == nil {
+		s.peer.peers = map[string]*peerEntry{}
+	}
+	old, had := s.peer.peers[sum.Region]
+	if had && old.sum == sum {
+		old.contact, old.stale, old.reason = now, false, ""
+		return nil
+	}
+	s.peer.peers[sum.Region] = &peerEntry{sum: sum, state: st, applied: now, contact: now}
+	prev := s.computed
+	next := s.withPeersLocked(s.health.Statuses())
+	if p, n := prev[sum.Region], next[sum.Region]; p.Computed == n.Computed && p.Factor == n.Factor {
+		s.computed = next
+		return nil
+	}
+	s.computed = next
+	if err := s.publishLocked(ctx, s.base, s.overrides); err != nil {
+		s.computed = prev
+		if had {
+			s.peer.peers[sum.Region] = old
+		} else {
+			delete(s.peer.peers, sum.Region)
+		}
+		return err
+	}
+	s.log.Info("region state from peer", "region", sum.Region, "peer_state", sum.State,
+		"computed", s.computed[sum.Region].Computed.String(), "weight_factor_percent", s.computed[sum.Region].Factor,
+		"version", sum.Version)
+	return nil
+}
+
+// SetPeerStale marks (or clears) a peer as stale, for /config_dump. Its last applied
+// summary stays in force: a partitioned control plane is not a down region.
+func (s *Server) SetPeerStale(region string, stale bool, reason string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.peer.peers == nil {
+		s.peer.peers = map[string]*peerEntry{}
+	}
+	e, ok := s.peer.peers[region]
+	if !ok {
+		// Never reached: shown as stale with no state.
+		e = &peerEntry{state: affinity.Healthy, sum: peering.Summary{Region: region, State: "", WeightFactor: 100}}
+		s.peer.peers[region] = e
+	}
+	e.stale, e.reason = stale, reason
+	if !stale {
+		e.contact = time.Now()
+	}
+}
+
+func (s *Server) peerDumpLocked() []PeerDump {
+	var out []PeerDump
+	for _, r := range slices.Sorted(maps.Keys(s.peer.peers)) {
+		e := s.peer.peers[r]
+		out = append(out, PeerDump{
+			Region: r, State: e.sum.State, WeightFactor: e.sum.WeightFactor, Version: e.sum.Version,
+			SummaryTime: e.sum.Time, AppliedAt: e.applied, LastContact: e.contact, Stale: e.stale, StaleReason: e.reason,
+		})
+	}
+	return out
+}
+
+// handlePeerSummary serves GET /peer/summary?since=VERSION&wait=DURATION: the own
+// summary, at once if its version differs from since, else when it changes or after
+// wait (at most peering.MaxWait), whichever is first.
+func (s *Server) handlePeerSummary(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	var wait time.Duration
+	if v := q.Get("wait"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("wait %q: want a non-negative duration", v)})
+			return
+		}
+		wait = min(d, peering.MaxWait)
+	}
+	sum, changed, err := s.OwnSummary()
+	if err != nil {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})
+		return
+	}
+	if since := q.Get("since"); since != "" && since == sum.Version && wait > 0 {
+		t := time.NewTimer(wait)
+		select {
+		case <-changed:
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return
+		}
+		t.Stop()
+		if sum, _, err = s.OwnSummary(); err != nil {
+			writeJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, sum)
+}
