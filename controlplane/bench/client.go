@@ -111,10 +111,14 @@ func (s *stream) fail(err error) {
 }
 
 func (s *stream) node() *corev3.Node {
+	// The simulated clients subscribe like grpc-go (each type by name), so they say so:
+	// the control plane serves gRPC clients from the cache that answers named subsets.
 	return &corev3.Node{
-		Id:       fmt.Sprintf("bench-%d", s.id),
-		Cluster:  "bench",
-		Locality: &corev3.Locality{Region: s.region, Zone: s.region + "-a"},
+		Id:                   fmt.Sprintf("bench-%d", s.id),
+		Cluster:              "bench",
+		Locality:             &corev3.Locality{Region: s.region, Zone: s.region + "-a"},
+		UserAgentName:        "gRPC Go (geode bench)",
+		UserAgentVersionType: &corev3.Node_UserAgentVersion{UserAgentVersion: "simulated"},
 	}
 }
 

@@ -25,6 +25,12 @@
 // which was the largest CPU cost of a region-state change reaching 10,000 clients. The
 // cache's copies are wire-only; read resources from translate.
 //
+// Two caches hold the same snapshots: Envoy and geode sidecars are served in ADS mode;
+// proxyless gRPC clients (their node's user agent starts with "gRPC") from a cache that
+// answers a request naming some resources of a type with those — a gRPC client names
+// only its own service, and in ADS mode the cache would wait for a request naming every
+// resource of the type, forever, as soon as a fleet has two services.
+//
 // A NACK of the version in force is held (nack.go): the SnapshotCache would answer it,
 // since it carries the client's previous version, with the rejected version again, in a
 // loop. The client keeps its last good state and gets the next snapshot.

@@ -1,6 +1,9 @@
 package server
 
 import (
+	"strings"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
@@ -17,18 +20,34 @@ import (
 // The server ignores NACKs whose nonce is not the latest it sent on the stream, so a
 // NACK that reaches the cache rejects the version in force for the client's region.
 type nackHold struct {
-	cache.SnapshotCache
-	hash cache.NodeHash
+	cache.Cache
+	snapshots cache.SnapshotCache // where the version in force is read
+	hash      cache.NodeHash
 }
 
 // CreateWatch implements cache.ConfigWatcher.
 func (h nackHold) CreateWatch(req *cache.Request, sub cache.Subscription, ch chan cache.Response) (func(), error) {
 	if req.GetErrorDetail() != nil {
-		if snap, err := h.GetSnapshot(h.hash.ID(req.GetNode())); err == nil {
+		if snap, err := h.snapshots.GetSnapshot(h.hash.ID(req.GetNode())); err == nil {
 			held := proto.Clone(req).(*cache.Request)
 			held.VersionInfo = snap.GetVersion(req.GetTypeUrl())
 			req = held
 		}
 	}
-	return h.SnapshotCache.CreateWatch(req, sub, ch)
+	return h.Cache.CreateWatch(req, sub, ch)
+}
+
+// Kinds of xDS client, for the cache that serves them.
+const (
+	kindADS       = "ads"       // Envoy and geode sidecars
+	kindProxyless = "proxyless" // gRPC libraries, which name only their own resources
+)
+
+// clientKind tells a proxyless gRPC client ("gRPC Go", "gRPC Java", …, in its node's
+// user agent) from the others.
+func clientKind(n *corev3.Node) string {
+	if strings.HasPrefix(n.GetUserAgentName(), "gRPC") {
+		return kindProxyless
+	}
+	return kindADS
 }

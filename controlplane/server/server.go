@@ -58,9 +58,14 @@ type Server struct {
 	xdsLis   net.Listener
 	adminLis net.Listener
 	grpcOpts []grpc.ServerOption
-	cache    cache.SnapshotCache
-	clients  *clients
-	health   *health.Tracker
+	// cache serves Envoy and geode sidecars in ADS mode; proxyless serves proxyless
+	// gRPC clients the same snapshots, answering a request that names some resources
+	// of a type with those (a gRPC client names only its own service; in ADS mode the
+	// cache would wait for a request naming every resource of the type, forever).
+	cache     cache.SnapshotCache
+	proxyless cache.SnapshotCache
+	clients   *clients
+	health    *health.Tracker
 
 	lrsInterval                                    time.Duration
 	lrsStreams, lrsReports, lrsRefused, lrsSkipped atomic.Int64
@@ -95,10 +100,8 @@ func New(o Options) (*Server, error) {
 	var err error
 	s := &Server{
 		log: log, xdsLis: o.XDS, adminLis: o.Admin, grpcOpts: o.GRPCOptions,
-		// ads=false: a request that names some resources of a type is answered with those
-		// (a proxyless gRPC client names only its own service); in ADS mode the cache
-		// would wait until a request names every resource of the type, forever.
-		cache:     cache.NewSnapshotCache(false, regionHash{}, nil),
+		cache:     cache.NewSnapshotCache(true, regionHash{}, nil),
+		proxyless: cache.NewSnapshotCache(false, regionHash{}, nil),
 		overrides: map[string]affinity.RegionState{},
 		versions:  map[string]string{},
 		peer:      peerState{own: o.Region},
@@ -223,10 +226,12 @@ func (s *Server) publishLocked(ctx context.Context, base *model.Model, overrides
 	}
 	versions := map[string]string{}
 	for _, r := range cur.RegionNames() {
-		if err := s.cache.SetSnapshot(ctx, r, snaps[r]); err != nil {
-			// Only a context error or a closed watch channel gets here; the regions
-			// already set keep their new snapshot, which is itself consistent.
-			return fmt.Errorf("publishing region %q: %w", r, err)
+		for _, c := range []cache.SnapshotCache{s.cache, s.proxyless} {
+			if err := c.SetSnapshot(ctx, r, snaps[r]); err != nil {
+				// Only a context error or a closed watch channel gets here; the regions
+				// already set keep their new snapshot, which is itself consistent.
+				return fmt.Errorf("publishing region %q: %w", r, err)
+			}
 		}
 		versions[r] = snaps[r].GetVersion(resource.ClusterType)
 	}
@@ -234,6 +239,7 @@ func (s *Server) publishLocked(ctx context.Context, base *model.Model, overrides
 	for r := range s.versions {
 		if _, ok := versions[r]; !ok {
 			s.cache.ClearSnapshot(r)
+			s.proxyless.ClearSnapshot(r)
 		}
 	}
 	changed := 0
@@ -366,7 +372,12 @@ func (s *Server) Status() Status {
 // Run serves xDS and the admin API until ctx is done, then stops both.
 func (s *Server) Run(ctx context.Context) error {
 	gs := grpc.NewServer(s.grpcOpts...)
-	xs := xdsserver.NewServer(ctx, nackHold{SnapshotCache: s.cache, hash: regionHash{}}, s.clients.callbacks())
+	caches := &cache.MuxCache{
+		Classify:      func(r *cache.Request) string { return clientKind(r.GetNode()) },
+		ClassifyDelta: func(r *cache.DeltaRequest) string { return clientKind(r.GetNode()) },
+		Caches:        map[string]cache.Cache{kindADS: s.cache, kindProxyless: s.proxyless},
+	}
+	xs := xdsserver.NewServer(ctx, nackHold{Cache: caches, snapshots: s.cache, hash: regionHash{}}, s.clients.callbacks())
 	discoveryv3.RegisterAggregatedDiscoveryServiceServer(gs, xs)
 	lrsv3.RegisterLoadReportingServiceServer(gs, &lrsServer{s: s, ctx: ctx})
 
