@@ -79,13 +79,23 @@ func (s *stream) reset() {
 	s.responses.Store(0)
 }
 
-// ackedAll reports whether every type's last ACK is version.
+// ackedAll reports whether the stream is in sync with its region's snapshot: clusters
+// and endpoints ACKed at version (the snapshot-wide version, what a region-state change
+// alters), listeners and routes ACKed at all (they have a version of their own, which
+// region-state changes do not touch).
 func (s *stream) ackedAll(version string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, v := range s.acked {
-		if v != version {
-			return false
+	for i, v := range s.acked {
+		switch typeURLs[i] {
+		case resource.ClusterType, resource.EndpointType:
+			if v != version {
+				return false
+			}
+		default:
+			if v == "" {
+				return false
+			}
 		}
 	}
 	return true

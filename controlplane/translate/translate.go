@@ -100,6 +100,19 @@ func ForRegionWith(m *model.Model, region string, ramp map[string]int, opts Opti
 	if err != nil {
 		return nil, fmt.Errorf("region %q: %w", region, err)
 	}
+	// Listeners and routes get a version of their own: they do not change with region
+	// states, so a state-of-the-world push after a region-state change sends only
+	// clusters and endpoints (which keep the snapshot-wide version callers compare
+	// against) instead of re-sending the unchanged listeners and routes to every client.
+	staticVersion, err := hashResources(map[resource.Type][]types.Resource{
+		resource.ListenerType: res[resource.ListenerType], resource.RouteType: res[resource.RouteType],
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, typ := range []resource.Type{resource.ListenerType, resource.RouteType} {
+		snap.Resources[cache.GetResponseType(typ)].Version = staticVersion
+	}
 	if err := Check(snap); err != nil {
 		return nil, fmt.Errorf("region %q: %w", region, err)
 	}

@@ -212,3 +212,34 @@ func TestClustersCarryTheRegionView(t *testing.T) {
 		}
 	}
 }
+
+// A region-state change alters clusters and endpoints only: listeners and routes keep
+// their version, so state-of-the-world clients are not sent them again.
+func TestListenersAndRoutesKeepTheirVersionAcrossRegionStates(t *testing.T) {
+	m := testModel(t)
+	before, err := ForRegion(m, "us-east")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down, err := m.WithRegionState("eu-west", affinity.Down)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := ForRegion(down, "us-east")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, typ := range []resource.Type{resource.ListenerType, resource.RouteType} {
+		if before.GetVersion(typ) != after.GetVersion(typ) {
+			t.Errorf("%s version changed with a region state", typ)
+		}
+	}
+	for _, typ := range []resource.Type{resource.ClusterType, resource.EndpointType} {
+		if before.GetVersion(typ) == after.GetVersion(typ) {
+			t.Errorf("%s version did not change with a region state", typ)
+		}
+	}
+	if after.GetVersion(resource.ClusterType) != after.GetVersion(resource.EndpointType) {
+		t.Error("clusters and endpoints must share the snapshot-wide version")
+	}
+}
