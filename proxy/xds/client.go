@@ -306,27 +306,11 @@ func (c *Client) stream(ctx context.Context) (got bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	recv := make(chan *discoveryv3.DiscoveryResponse)
-	errc := make(chan error, 1)
+	recv, errc, waitRecv := receive(sctx, st.Recv)
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			r, err := st.Recv()
-			if err != nil {
-				errc <- err
-				return
-			}
-			select {
-			case recv <- r:
-			case <-sctx.Done():
-				return
-			}
-		}
-	}()
 	defer func() {
 		cancel()
+		waitRecv()
 		wg.Wait()
 	}()
 	if c.opts.Outcomes != nil {

@@ -66,27 +66,10 @@ func (c *Client) loadReportStream(ctx context.Context, cc *grpc.ClientConn) (got
 	if err := st.Send(&lrsv3.LoadStatsRequest{Node: c.node}); err != nil {
 		return false, err
 	}
-	resps := make(chan *lrsv3.LoadStatsResponse)
-	errc := make(chan error, 1)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			r, err := st.Recv()
-			if err != nil {
-				errc <- err
-				return
-			}
-			select {
-			case resps <- r:
-			case <-sctx.Done():
-				return
-			}
-		}
-	}()
+	resps, errc, waitRecv := receive(sctx, st.Recv)
 	defer func() {
 		cancel()
-		<-done
+		waitRecv()
 	}()
 
 	var (
