@@ -32,3 +32,21 @@ func CheckAuthority(a string) error {
 func ValidLocalityName(s string) bool {
 	return s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyz0123456789-") == "" && s[0] != '-'
 }
+
+// Authorities records which service each authority belongs to, so that one authority
+// never names two services. The zero value is not usable: make it with make().
+type Authorities map[string]string
+
+// Claim checks authority and records it for service; an authority already claimed by
+// another (or the same) service is an error naming the owner.
+func (a Authorities) Claim(service, authority string) error {
+	if err := CheckAuthority(authority); err != nil {
+		return err
+	}
+	host := AuthorityHost(authority)
+	if other, dup := a[host]; dup {
+		return fmt.Errorf("authority %q already belongs to service %q", host, other)
+	}
+	a[host] = service
+	return nil
+}

@@ -22,3 +22,16 @@ func TestNames(t *testing.T) {
 		}
 	}
 }
+
+func TestAuthoritiesClaim(t *testing.T) {
+	a := Authorities{}
+	if err := a.Claim("profiles", "Profiles:8080"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Claim("billing", "profiles"); err == nil || err.Error() != `authority "profiles" already belongs to service "profiles"` {
+		t.Fatalf("a second claim: %v", err)
+	}
+	if err := a.Claim("billing", "a/b"); err == nil {
+		t.Fatal("a malformed authority was claimed")
+	}
+}

@@ -199,7 +199,7 @@ func (m *Model) validate() error {
 	regionNames := m.RegionNames()
 
 	seenSvc := map[string]int{}
-	seenAuth := map[string]string{}
+	seenAuth := api.Authorities{}
 	for i, svc := range s.Services {
 		p := fmt.Sprintf("services[%d]", i)
 		switch {
@@ -216,17 +216,9 @@ func (m *Model) validate() error {
 			bad(p+".protocol", "%q is not one of http1, http2, grpc", svc.Protocol)
 		}
 		for j, a := range svc.Authorities {
-			ap := fmt.Sprintf("%s.authorities[%d]", p, j)
-			if err := api.CheckAuthority(a); err != nil {
-				bad(ap, "%v", err)
-				continue
+			if err := seenAuth.Claim(svc.Name, a); err != nil {
+				bad(fmt.Sprintf("%s.authorities[%d]", p, j), "%v", err)
 			}
-			host := api.AuthorityHost(a)
-			if other, dup := seenAuth[host]; dup {
-				bad(ap, "authority %q already belongs to service %q", host, other)
-				continue
-			}
-			seenAuth[host] = svc.Name
 		}
 		if len(svc.Endpoints) == 0 {
 			bad(p+".endpoints", "at least one region with endpoints is required")

@@ -424,7 +424,7 @@ func (c *Config) Validate() error {
 	}
 
 	seenSvc := map[string]int{}
-	seenAuth := map[string]string{}
+	seenAuth := api.Authorities{}
 	for i, s := range c.Services {
 		p := fmt.Sprintf("services[%d]", i)
 		switch {
@@ -436,17 +436,9 @@ func (c *Config) Validate() error {
 			seenSvc[s.Name] = i + 1
 		}
 		for j, a := range s.Authorities {
-			ap := fmt.Sprintf("%s.authorities[%d]", p, j)
-			if err := api.CheckAuthority(a); err != nil {
-				bad(ap, "%v", err)
-				continue
+			if err := seenAuth.Claim(s.Name, a); err != nil {
+				bad(fmt.Sprintf("%s.authorities[%d]", p, j), "%v", err)
 			}
-			host := api.AuthorityHost(a)
-			if other, dup := seenAuth[host]; dup {
-				bad(ap, "authority %q already belongs to service %q", host, other)
-				continue
-			}
-			seenAuth[host] = s.Name
 		}
 		if !slices.Contains([]string{ProtocolHTTP1, ProtocolHTTP2, ProtocolGRPC}, s.Protocol) {
 			bad(p+".protocol", "%q is not one of http1, http2, grpc", s.Protocol)
