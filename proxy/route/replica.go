@@ -18,6 +18,9 @@ type Replica struct {
 	Region string
 
 	w atomic.Pointer[consistency.Watermark]
+	// lastText is the last watermark text observed: the same text again (an app reports
+	// its watermark on every response) is nothing new, and is not parsed again.
+	lastText atomic.Pointer[string]
 
 	mu      sync.Mutex
 	history [64]positionSeen // this region's own positions, as an origin, oldest overwritten
@@ -45,6 +48,22 @@ func (r *Replica) Changed() <-chan struct{} {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.changed
+}
+
+// ObserveText merges a watermark in its wire form (the geode-watermark header),
+// skipping the parse when the text is the one observed last.
+func (r *Replica) ObserveText(text string, now time.Time) error {
+	if last := r.lastText.Load(); last != nil && *last == text {
+		return nil
+	}
+	w, err := consistency.ParseWatermark(text)
+	if err != nil {
+		return err
+	}
+	r.Observe(w, now)
+	seen := text // a copy: taking text's own address would move it to the heap on every call
+	r.lastText.Store(&seen)
+	return nil
 }
 
 // Observe merges a watermark reported by the region's replica at now. Positions only

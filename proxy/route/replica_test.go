@@ -64,3 +64,20 @@ func TestReplicaLagOf(t *testing.T) {
 		}
 	}
 }
+
+func TestReplicaObserveTextSkipsARepeat(t *testing.T) {
+	r := newReplica("eu-west")
+	now := time.Now()
+	if err := r.ObserveText("eu-west:1:5", now); err != nil {
+		t.Fatal(err)
+	}
+	if n := testing.AllocsPerRun(100, func() { r.ObserveText("eu-west:1:5", now) }); n != 0 {
+		t.Fatalf("the same watermark text again costs %v allocations, want 0", n)
+	}
+	if err := r.ObserveText("eu-west:1:7", now); err != nil || r.Watermark().String() != "eu-west:1:7" {
+		t.Fatalf("a new text: %v, watermark %s", err, r.Watermark())
+	}
+	if err := r.ObserveText("eu-west:x", now); err == nil {
+		t.Fatal("a malformed watermark was accepted")
+	}
+}

@@ -17,9 +17,7 @@ func (s *Sidecar) observeReplica(st *route.State, r affinity.Region, h http.Head
 	if v == "" {
 		return
 	}
-	if w, err := consistency.ParseWatermark(v); err == nil {
-		st.Replicas[r].Observe(w, now)
-	}
+	_ = st.Replicas[r].ObserveText(v, now) // a malformed report is ignored: it is only a hint
 }
 
 // checkSession is the inbound side of read-your-writes, the authority on it: a session
