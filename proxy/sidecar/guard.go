@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -161,4 +162,42 @@ func enterHandler(r *http.Request) (smuggled bool) {
 	}
 	gc.handling.Store(true)
 	return gc.smuggled.Load()
+}
+
+// newConnGrace is how long a draining server waits for a new connection's first request.
+const newConnGrace = 500 * time.Millisecond
+
+// newConns tracks a server's connections that have not started a request. net/http's
+// Shutdown counts such a connection (a client's spare dial, say) as idle only after five
+// seconds, longer than a short drain timeout, so the drain closes the ones that have
+// been quiet for a grace period itself: none of them holds a request to finish.
+type newConns struct {
+	mu    sync.Mutex
+	since map[net.Conn]time.Time
+}
+
+// track is an http.Server ConnState hook.
+func (n *newConns) track(c net.Conn, s http.ConnState) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if s != http.StateNew {
+		delete(n.since, c)
+		return
+	}
+	if n.since == nil {
+		n.since = map[net.Conn]time.Time{}
+	}
+	n.since[c] = time.Now()
+}
+
+// closeQuiet closes the connections that have been new for longer than grace.
+func (n *newConns) closeQuiet(grace time.Duration) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for c, t := range n.since {
+		if time.Since(t) > grace {
+			c.Close()
+			delete(n.since, c)
+		}
+	}
 }

@@ -231,3 +231,43 @@ func TestGracefulShutdownDrainsInFlightRequests(t *testing.T) {
 		t.Fatalf("Run: %v", err)
 	}
 }
+
+// A connection that never sends a request (a client's spare dial) does not hold the
+// drain up: net/http alone would wait five seconds for it, past a short drain timeout.
+func TestShutdownClosesConnectionsThatNeverSentARequest(t *testing.T) {
+	west := startBackend(t, regionHandler("eu-west"))
+	east := startBackend(t, regionHandler("us-east"))
+	c := parseConfig(t, fmt.Sprintf(twoRegions, "http1", east.addr, west.addr)+"limits: {drain_timeout: 2s}\n")
+	out, adm := listen(t), listen(t)
+	s, err := New(Options{Config: c, Outbound: out, Admin: adm})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	waitFor(t, 5*time.Second, func() bool { return s.ready.Load() })
+
+	var quiet []net.Conn
+	for _, ln := range []net.Listener{out, adm} {
+		conn, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		quiet = append(quiet, conn)
+	}
+	time.Sleep(50 * time.Millisecond) // let the servers accept them
+	start := time.Now()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v (after %s)", err, time.Since(start))
+	}
+	t.Logf("drained in %s with %d quiet connections open", time.Since(start).Round(time.Millisecond), len(quiet))
+	for _, conn := range quiet {
+		conn.SetReadDeadline(time.Now().Add(time.Second))
+		if _, err := conn.Read(make([]byte, 1)); err == nil {
+			t.Fatalf("quiet connection to %s still open after the drain", conn.RemoteAddr())
+		}
+	}
+}

@@ -173,9 +173,10 @@ func (s *Sidecar) Addr(listener string) net.Addr {
 func (s *Sidecar) Run(ctx context.Context) error {
 	c := s.opts.Config
 	type server struct {
-		name string
-		ln   net.Listener
-		srv  *http.Server
+		name  string
+		ln    net.Listener
+		srv   *http.Server
+		fresh *newConns
 	}
 	var servers []server
 	add := func(name, addr string, ln net.Listener, h http.Handler, guarded bool) error {
@@ -198,15 +199,20 @@ func (s *Sidecar) Run(ctx context.Context) error {
 		}
 		srv.Protocols.SetHTTP1(true)
 		srv.Protocols.SetUnencryptedHTTP2(true)
+		fresh := new(newConns)
+		srv.ConnState = fresh.track
 		if guarded {
 			ln = guardListener{Listener: ln, onTimeout: func() { s.metrics.rejected.WithLabelValues(name, "header_timeout").Inc() }}
-			srv.ConnState = connState
+			srv.ConnState = func(c net.Conn, st http.ConnState) {
+				connState(c, st)
+				fresh.track(c, st)
+			}
 			srv.ConnContext = connContext
 		}
 		s.mu.Lock()
 		s.addrs[name] = ln.Addr()
 		s.mu.Unlock()
-		servers = append(servers, server{name: name, ln: ln, srv: srv})
+		servers = append(servers, server{name: name, ln: ln, srv: srv, fresh: fresh})
 		return nil
 	}
 	closeAll := func() {
@@ -243,6 +249,20 @@ func (s *Sidecar) Run(ctx context.Context) error {
 		drain, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.Limits.DrainTimeout.Std())
 		defer cancel()
 		s.log.Info("draining", "timeout", c.Limits.DrainTimeout.Std().String())
+		go func() {
+			tick := time.NewTicker(newConnGrace / 4)
+			defer tick.Stop()
+			for {
+				for _, sv := range servers {
+					sv.fresh.closeQuiet(newConnGrace)
+				}
+				select {
+				case <-drain.Done():
+					return
+				case <-tick.C:
+				}
+			}
+		}()
 		var errs []error
 		for _, sv := range servers {
 			if err := sv.srv.Shutdown(drain); err != nil {
