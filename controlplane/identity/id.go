@@ -15,7 +15,9 @@ type Kind int
 const (
 	// Node is a sidecar: spiffe://<td>/geode/region/<region>/node/<node-id>.
 	Node Kind = iota + 1
-	// ControlPlane is an xDS control plane: spiffe://<td>/geode/controlplane[/...].
+	// ControlPlane is an xDS control plane: spiffe://<td>/geode/region/<region>/controlplane
+	// (a region's control plane, which can peer) or spiffe://<td>/geode/controlplane[/...]
+	// (no region: serves xDS only).
 	ControlPlane
 )
 
@@ -33,7 +35,7 @@ func (k Kind) String() string {
 type ID struct {
 	SPIFFE spiffeid.ID
 	Kind   Kind
-	// Region and NodeID are set for a Node.
+	// Region is set for a Node and for a region's ControlPlane; NodeID for a Node.
 	Region, NodeID string
 }
 
@@ -56,7 +58,24 @@ func NodeID(trustDomain, region, nodeID string) (ID, error) {
 	return ID{SPIFFE: s, Kind: Node, Region: region, NodeID: nodeID}, nil
 }
 
-// ControlPlaneID builds a control plane's SPIFFE ID; name may be empty.
+// RegionControlPlaneID builds the SPIFFE ID of region's control plane,
+// spiffe://<td>/geode/region/<region>/controlplane: the identity a control plane needs
+// to peer, since it binds the summary of a region to the control plane of that region.
+func RegionControlPlaneID(trustDomain, region string) (ID, error) {
+	td, err := spiffeid.TrustDomainFromString(trustDomain)
+	if err != nil {
+		return ID{}, err
+	}
+	s, err := spiffeid.FromSegments(td, "geode", "region", region, "controlplane")
+	if err != nil {
+		return ID{}, fmt.Errorf("region %q: %w", region, err)
+	}
+	return ID{SPIFFE: s, Kind: ControlPlane, Region: region}, nil
+}
+
+// ControlPlaneID builds a control plane's SPIFFE ID without a region
+// (spiffe://<td>/geode/controlplane[/<name>]); name may be empty. Such a control plane
+// serves xDS but cannot peer: see RegionControlPlaneID.
 func ControlPlaneID(trustDomain, name string) (ID, error) {
 	td, err := spiffeid.TrustDomainFromString(trustDomain)
 	if err != nil {
@@ -83,10 +102,12 @@ func Parse(uri string) (ID, error) {
 	switch {
 	case len(segs) == 5 && segs[0] == "geode" && segs[1] == "region" && segs[3] == "node":
 		return ID{SPIFFE: s, Kind: Node, Region: segs[2], NodeID: segs[4]}, nil
+	case len(segs) == 4 && segs[0] == "geode" && segs[1] == "region" && segs[3] == "controlplane":
+		return ID{SPIFFE: s, Kind: ControlPlane, Region: segs[2]}, nil
 	case len(segs) >= 2 && segs[0] == "geode" && segs[1] == "controlplane":
 		return ID{SPIFFE: s, Kind: ControlPlane}, nil
 	}
-	return ID{}, fmt.Errorf("SPIFFE ID %s is not a Geode identity: want spiffe://<trust-domain>/geode/region/<region>/node/<node-id> or spiffe://<trust-domain>/geode/controlplane", s)
+	return ID{}, fmt.Errorf("SPIFFE ID %s is not a Geode identity: want spiffe://<trust-domain>/geode/region/<region>/node/<node-id>, spiffe://<trust-domain>/geode/region/<region>/controlplane or spiffe://<trust-domain>/geode/controlplane", s)
 }
 
 // FromCertificate returns the identity a certificate names in its one SPIFFE URI SAN.

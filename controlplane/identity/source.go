@@ -189,8 +189,8 @@ func (s *Source) Run(ctx context.Context) error {
 }
 
 // verify checks a peer's chain against the current bundle and returns its identity,
-// which must be of kind want and in this process's trust domain.
-func (s *Source) verify(rawCerts [][]byte, usage x509.ExtKeyUsage, want Kind) (ID, error) {
+// which must be in this process's trust domain and pass check (when set).
+func (s *Source) verify(rawCerts [][]byte, usage x509.ExtKeyUsage, check func(ID) error) (ID, error) {
 	if len(rawCerts) == 0 {
 		return ID{}, errors.New("geode mTLS: the peer presented no certificate")
 	}
@@ -217,10 +217,22 @@ func (s *Source) verify(rawCerts [][]byte, usage x509.ExtKeyUsage, want Kind) (I
 	if id.TrustDomain() != m.id.TrustDomain() {
 		return ID{}, fmt.Errorf("geode mTLS: peer %s is not in trust domain %q", id, m.id.TrustDomain())
 	}
-	if id.Kind != want {
-		return ID{}, fmt.Errorf("geode mTLS: peer %s is a %s, want a %s", id, id.Kind, want)
+	if check != nil {
+		if err := check(id); err != nil {
+			return ID{}, fmt.Errorf("geode mTLS: peer %s: %w", id, err)
+		}
 	}
 	return id, nil
+}
+
+// kind is a verify check: the identity is of kind want.
+func kind(want Kind) func(ID) error {
+	return func(id ID) error {
+		if id.Kind != want {
+			return fmt.Errorf("is a %s, want a %s", id.Kind, want)
+		}
+		return nil
+	}
 }
 
 // ServerConfig is the control plane's side: it presents the current certificate and
@@ -249,7 +261,7 @@ func (s *Source) ServerConfig() *tls.Config {
 				// bundle (a CA dropped from it locks its clients out at once).
 				SessionTicketsDisabled: true,
 				VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
-					_, err := s.verify(raw, x509.ExtKeyUsageClientAuth, Node)
+					_, err := s.verify(raw, x509.ExtKeyUsageClientAuth, kind(Node))
 					return err
 				},
 			}, nil
@@ -274,7 +286,7 @@ func (s *Source) ClientConfig() *tls.Config {
 		// current at this handshake, and the identity is the URI SAN, not a host name.
 		InsecureSkipVerify: true,
 		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
-			_, err := s.verify(raw, x509.ExtKeyUsageServerAuth, ControlPlane)
+			_, err := s.verify(raw, x509.ExtKeyUsageServerAuth, kind(ControlPlane))
 			return err
 		},
 	}

@@ -121,3 +121,17 @@ func (ca *CA) Write(t testing.TB, dir, name string, leaf *Leaf) Files {
 	}
 	return f
 }
+
+// NodeURI is the SPIFFE ID of node nodeID in region: what a sidecar's certificate names.
+func NodeURI(trustDomain, region, nodeID string) string {
+	return "spiffe://" + trustDomain + "/geode/region/" + region + "/node/" + nodeID
+}
+
+// ControlPlaneURI is the SPIFFE ID of region's control plane, or of a control plane
+// without a region (one that serves xDS but cannot peer) when region is empty.
+func ControlPlaneURI(trustDomain, region string) string {
+	if region == "" {
+		return "spiffe://" + trustDomain + "/geode/controlplane"
+	}
+	return "spiffe://" + trustDomain + "/geode/region/" + region + "/controlplane"
+}
