@@ -12,6 +12,12 @@
 // operator setting a region's state) builds a new Model with WithRegionState. Its
 // Version is a hash of its content, so equal models have equal versions.
 //
+// Endpoints come from the spec (manifests) and, through WithEndpoints, from sidecars
+// registering their own address over xDS node metadata. The spec stays the source of
+// services and regions: WithEndpoints adds endpoints to services and regions the model
+// has and leaves out the rest. A service may be declared without endpoints, for its
+// sidecars to register them.
+//
 // Imports: affinity and consistency (parsers and region states) only; never proxy.
 // Concurrency: a *Model is safe for concurrent use by any number of goroutines.
 package model

@@ -30,6 +30,10 @@ const (
 type Spec struct {
 	Regions  []RegionSpec
 	Services []ServiceSpec
+	// SessionKeys is the fleet's session-token key ring, which the control plane hands
+	// to sidecars as an SDS secret (translate); nil when sidecars use their own keys
+	// files. It is left out of JSON (the model's hash includes its fingerprint).
+	SessionKeys *consistency.KeyRing `json:"-"`
 }
 
 // RegionSpec describes one region.
@@ -49,7 +53,9 @@ type ServiceSpec struct {
 	Protocol string
 	// Authorities address the service (Host, :authority, xds:/// target); default: Name.
 	Authorities []string
-	// Endpoints maps a region to the endpoints serving the service there.
+	// Endpoints maps a region to the endpoints serving the service there. It may be
+	// empty: the service's sidecars then register its endpoints themselves, over xDS
+	// node metadata (WithEndpoints), and until one does its clients drop it.
 	Endpoints map[string][]Endpoint
 	Policy    Policy
 }
@@ -109,6 +115,9 @@ func New(spec Spec) (*Model, error) {
 	b, err := json.Marshal(m.spec) // maps marshal with sorted keys: a canonical form
 	if err != nil {
 		return nil, fmt.Errorf("model: hashing: %w", err)
+	}
+	if spec.SessionKeys != nil {
+		b = append(b, spec.SessionKeys.Fingerprint()...)
 	}
 	sum := sha256.Sum256(b)
 	m.version = hex.EncodeToString(sum[:8])
@@ -219,9 +228,6 @@ func (m *Model) validate() error {
 			if err := seenAuth.Claim(svc.Name, a); err != nil {
 				bad(fmt.Sprintf("%s.authorities[%d]", p, j), "%v", err)
 			}
-		}
-		if len(svc.Endpoints) == 0 {
-			bad(p+".endpoints", "at least one region with endpoints is required")
 		}
 		for _, region := range slices.Sorted(maps.Keys(svc.Endpoints)) {
 			eps := svc.Endpoints[region]
@@ -340,6 +346,9 @@ func (m *Model) RTT(a, b string) (time.Duration, bool) {
 	return d, ok
 }
 
+// SessionKeys returns the fleet's session-token key ring, or nil.
+func (m *Model) SessionKeys() *consistency.KeyRing { return m.spec.SessionKeys }
+
 // Services returns deep copies of the services, sorted by name.
 func (m *Model) Services() []Service {
 	out := make([]Service, len(m.spec.Services))
@@ -353,6 +362,57 @@ func (m *Model) Services() []Service {
 		}
 	}
 	return out
+}
+
+// HasService reports whether the model has a service called name.
+func (m *Model) HasService(name string) bool {
+	_, ok := slices.BinarySearchFunc(m.spec.Services, name, func(s ServiceSpec, n string) int { return strings.Compare(s.Name, n) })
+	return ok
+}
+
+// RegionalEndpoint is an endpoint of a service in a region, from outside the model's
+// spec: a sidecar's registration of its own address.
+type RegionalEndpoint struct {
+	Service, Region string
+	Endpoint
+}
+
+// WithEndpoints returns a new model in which eps are added to their services, after
+// the spec's own endpoints of the region and in the order given (give them sorted for
+// a version that does not depend on arrival order). The model stays the source of
+// services and regions: an endpoint of a service or region the model does not have is
+// left out, and so is one whose address the service already lists in that region (the
+// spec's entry, with its zone, wins). Any other invalid endpoint is an error naming it,
+// and nothing is returned. With nothing to add it returns m itself.
+func (m *Model) WithEndpoints(eps []RegionalEndpoint) (*Model, error) {
+	if len(eps) == 0 {
+		return m, nil
+	}
+	spec := m.Spec()
+	index := make(map[string]int, len(spec.Services))
+	for i, svc := range spec.Services {
+		index[svc.Name] = i
+	}
+	added := 0
+	for _, e := range eps {
+		i, ok := index[e.Service]
+		if _, known := m.Region(e.Region); !ok || !known {
+			continue
+		}
+		svc := &spec.Services[i]
+		if slices.ContainsFunc(svc.Endpoints[e.Region], func(x Endpoint) bool { return x.Address == e.Address }) {
+			continue
+		}
+		if svc.Endpoints == nil {
+			svc.Endpoints = map[string][]Endpoint{}
+		}
+		svc.Endpoints[e.Region] = append(svc.Endpoints[e.Region], e.Endpoint)
+		added++
+	}
+	if added == 0 {
+		return m, nil
+	}
+	return New(spec)
 }
 
 // Spec returns a deep copy of the normalized spec the model was built from.
@@ -378,7 +438,7 @@ func pair(a, b string) [2]string {
 }
 
 func cloneSpec(s Spec) Spec {
-	out := Spec{Regions: make([]RegionSpec, len(s.Regions)), Services: make([]ServiceSpec, len(s.Services))}
+	out := Spec{Regions: make([]RegionSpec, len(s.Regions)), Services: make([]ServiceSpec, len(s.Services)), SessionKeys: s.SessionKeys}
 	for i, r := range s.Regions {
 		r.RTT = maps.Clone(r.RTT)
 		out.Regions[i] = r

@@ -82,7 +82,6 @@ func TestNewRejects(t *testing.T) {
 		{"service name", func(s *Spec) { s.Services[0].Name = "" }, "services[0].name: is required"},
 		{"protocol", func(s *Spec) { s.Services[0].Protocol = "smtp" }, `services[0].protocol: "smtp" is not one of`},
 		{"authority", func(s *Spec) { s.Services[0].Authorities = []string{"a/b"} }, `services[0].authorities[0]: "a/b" is not a host`},
-		{"no endpoints", func(s *Spec) { s.Services[0].Endpoints = nil }, "services[0].endpoints: at least one region"},
 		{"endpoint region", func(s *Spec) { s.Services[0].Endpoints["mars"] = []Endpoint{{Address: "127.0.0.1:1"}} }, `services[0].endpoints.mars: unknown region "mars"`},
 		{"endpoint address", func(s *Spec) { s.Services[0].Endpoints["us-east"][0].Address = "127.0.0.1" }, `services[0].endpoints.us-east[0].address: "127.0.0.1" is not host:port`},
 		{"endpoint port", func(s *Spec) { s.Services[0].Endpoints["us-east"][0].Address = "127.0.0.1:99999" }, `services[0].endpoints.us-east[0].address: "127.0.0.1:99999": port must be`},
@@ -105,5 +104,47 @@ func TestNewRejects(t *testing.T) {
 				t.Fatalf("got error %v\nwant one containing %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestWithEndpoints(t *testing.T) {
+	m, err := New(goodSpec())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !m.HasService("profiles") || m.HasService("nope") {
+		t.Fatal("HasService")
+	}
+	same, err := m.WithEndpoints(nil)
+	if err != nil || same != m {
+		t.Fatalf("WithEndpoints(nil) = %p, %v; want the model itself", same, err)
+	}
+	got, err := m.WithEndpoints([]RegionalEndpoint{
+		{Service: "profiles", Region: "us-west", Endpoint: Endpoint{Address: "10.0.0.3:80", Zone: "c"}},
+		{Service: "profiles", Region: "us-east", Endpoint: Endpoint{Address: "127.0.0.1:1001", Zone: "b"}}, // the spec lists it
+		{Service: "profiles", Region: "us-east", Endpoint: Endpoint{Address: "10.0.0.1:80"}},
+		{Service: "nope", Region: "us-east", Endpoint: Endpoint{Address: "10.0.0.9:80"}},  // unknown service
+		{Service: "profiles", Region: "mars", Endpoint: Endpoint{Address: "10.0.0.9:80"}}, // unknown region
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eps := got.Services()[0].Endpoints
+	if len(eps["us-east"]) != 2 || eps["us-east"][0] != (Endpoint{Address: "127.0.0.1:1001", Zone: "a"}) || eps["us-east"][1].Address != "10.0.0.1:80" ||
+		len(eps["us-west"]) != 1 || eps["us-west"][0].Zone != "c" || len(eps) != 3 {
+		t.Fatalf("endpoints = %+v", eps)
+	}
+	if got.Version() == m.Version() || len(m.Services()[0].Endpoints) != 2 {
+		t.Fatal("WithEndpoints changed the model it was called on, or kept its version")
+	}
+	if _, err := m.WithEndpoints([]RegionalEndpoint{{Service: "profiles", Region: "us-west", Endpoint: Endpoint{Address: "nope"}}}); err == nil ||
+		!strings.Contains(err.Error(), "services[0].endpoints.us-west[0].address") {
+		t.Fatalf("a bad address: %v", err)
+	}
+	// A service may be declared without endpoints: its sidecars register them.
+	spec := goodSpec()
+	spec.Services[0].Endpoints = nil
+	if _, err := New(spec); err != nil {
+		t.Fatalf("a service without endpoints: %v", err)
 	}
 }
