@@ -3,7 +3,9 @@ package consistency
 import (
 	"bytes"
 	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -71,12 +73,14 @@ func NewKeyRing(keys []Key) (*KeyRing, error) {
 
 // keyFile is the YAML form of a key ring.
 type keyFile struct {
-	Keys []struct {
-		ID       string    `yaml:"id"`
-		Secret   string    `yaml:"secret"`
-		SignFrom time.Time `yaml:"sign_from"`
-		Expires  time.Time `yaml:"expires"`
-	} `yaml:"keys"`
+	Keys []keyFileEntry `yaml:"keys"`
+}
+
+type keyFileEntry struct {
+	ID       string    `yaml:"id"`
+	Secret   string    `yaml:"secret"`
+	SignFrom time.Time `yaml:"sign_from"`
+	Expires  time.Time `yaml:"expires"`
 }
 
 // ParseKeyRing parses a key file and builds a ring with NewKeyRing:
@@ -204,4 +208,55 @@ func (kr *KeyRing) KeyIDs() []string {
 		ids[i] = k.ID
 	}
 	return ids
+}
+
+// Marshal renders the ring in the key-file format ParseKeyRing reads, keys latest
+// SignFrom first: the same ring always renders the same bytes. The result holds the
+// secrets; it is how the control plane hands a ring to sidecars (an SDS secret).
+func (kr *KeyRing) Marshal() ([]byte, error) {
+	var f keyFile
+	for _, k := range kr.keys {
+		f.Keys = append(f.Keys, keyFileEntry{
+			ID: k.ID, Secret: base64.StdEncoding.EncodeToString(k.Secret),
+			SignFrom: k.SignFrom.UTC(), Expires: k.Expires.UTC(),
+		})
+	}
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(&f); err != nil {
+		return nil, fmt.Errorf("key ring: %w", err)
+	}
+	if err := enc.Close(); err != nil {
+		return nil, fmt.Errorf("key ring: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// Fingerprint identifies the ring's contents, secrets included, without revealing
+// them: equal rings have equal fingerprints, and a rotation changes it.
+func (kr *KeyRing) Fingerprint() string {
+	h := sha256.New()
+	io.WriteString(h, "geode session key ring fingerprint v1\x00")
+	for _, k := range kr.keys {
+		fmt.Fprintf(h, "%q %d %d ", k.ID, k.SignFrom.UnixNano(), k.Expires.UnixNano())
+		h.Write(mac(k.Secret, []byte("fingerprint")))
+	}
+	return hex.EncodeToString(h.Sum(nil)[:12])
+}
+
+// KeyInfo is what may be shown of a key: everything but its secret.
+type KeyInfo struct {
+	ID       string    `json:"id"`
+	SignFrom time.Time `json:"sign_from"`
+	Expires  time.Time `json:"expires"`
+}
+
+// Info describes the ring's keys, latest SignFrom first, without their secrets.
+func (kr *KeyRing) Info() []KeyInfo {
+	out := make([]KeyInfo, len(kr.keys))
+	for i, k := range kr.keys {
+		out[i] = KeyInfo{ID: k.ID, SignFrom: k.SignFrom, Expires: k.Expires}
+	}
+	return out
 }

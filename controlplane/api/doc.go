@@ -17,6 +17,10 @@
 // type they would not understand. Every cluster sent to one client carries the same
 // list; the sidecar NACKs an update whose clusters disagree.
 //
+// Session keys: the fleet's session-token key ring travels as the SDS secret
+// SessionKeysSecret, never in metadata (CDS is served to every client; secrets only to
+// those that ask for them by name, over mTLS).
+//
 // Node metadata: a sidecar names its region, service and inbound address in its xDS
 // node (Node*Key), registration data for the control plane.
 //

@@ -40,6 +40,12 @@ const (
 	FieldRegionState = "state"
 )
 
+// SessionKeysSecret names the SDS secret (envoy.extensions.transport_sockets.tls.v3.Secret)
+// that carries the fleet's session-token key ring: a generic_secret whose inline_bytes
+// are the key ring in the key-file format (consistency.ParseKeyRing). The control plane
+// always answers for it; no resource means the sidecar uses its own session.keys_file.
+const SessionKeysSecret = "geode-session-keys"
+
 // Node metadata fields a geode sidecar sets on its xDS node (wire names): registration
 // data for the control plane. NodeRegionKey may stand in for node.locality.region; when
 // both are set they must agree.

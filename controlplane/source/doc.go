@@ -22,9 +22,9 @@
 //
 // # Kubernetes manifests
 //
-// The other documents may be Kubernetes Services (apiVersion: v1) and EndpointSlices
-// (apiVersion: discovery.k8s.io/v1), decoded strictly with the k8s.io/api types. Any other
-// kind is an error.
+// The other documents may be Kubernetes Services (apiVersion: v1), EndpointSlices
+// (apiVersion: discovery.k8s.io/v1) and the session-keys Secret (below), decoded strictly
+// with the k8s.io/api types. Any other kind is an error.
 //
 //   - A Service becomes a model service named metadata.name, with the authorities name,
 //     name.NAMESPACE, name.NAMESPACE.svc and name.NAMESPACE.svc.cluster.local (namespace
@@ -48,6 +48,16 @@
 //     are not consulted, so the zone → region map is the single source of truth.
 //   - A Service needs at least one ready endpoint; a slice must name an existing Service
 //     and may not feed a service of the geode manifest (which lists its own endpoints).
+//
+// # Session keys
+//
+// A Kubernetes Secret (apiVersion: v1) named geode-session-keys, in any namespace, gives
+// the fleet's session-token key ring: its data (or stringData) key "keys.yaml" holds
+// the ring in the key-file format of consistency.ParseKeyRing. The control plane hands
+// it to sidecars as an SDS secret (translate), so every region signs and verifies with
+// the same keys and a rotation is a manifest change. At most one such Secret; any other
+// Secret is an error (geode reads no other secrets). Errors name the field, never a
+// secret's value.
 //
 // Decoding is strict: an unknown field is an error (with its line, for the geode
 // manifest always, for Kubernetes objects when the field name occurs once). Every error

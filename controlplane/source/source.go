@@ -130,6 +130,7 @@ func Load(dir string) (*model.Model, error) {
 		foundAt origin
 		svcs    []kubeService
 		slices  []kubeSlice
+		secrets []kubeSecret
 		errs    []error
 	)
 	for _, e := range entries {
@@ -160,6 +161,8 @@ func Load(dir string) (*model.Model, error) {
 				svcs = append(svcs, kubeService{d.service, d.at})
 			case d.slice != nil:
 				slices = append(slices, kubeSlice{d.slice, d.at})
+			case d.secret != nil:
+				secrets = append(secrets, kubeSecret{d.secret, d.at})
 			}
 		}
 	}
@@ -172,6 +175,9 @@ func Load(dir string) (*model.Model, error) {
 	spec, err := found.spec()
 	if err != nil {
 		return nil, prefixErrors(foundAt.String()+": ", err)
+	}
+	if spec.SessionKeys, err = sessionKeys(secrets); err != nil {
+		return nil, err
 	}
 	zones, err := found.zones()
 	if err != nil {
@@ -215,6 +221,7 @@ type document struct {
 	geode   *geodeDoc
 	service *corev1.Service
 	slice   *discoveryv1.EndpointSlice
+	secret  *corev1.Secret
 }
 
 // decodeFile decodes the YAML documents of one file. A first, lenient pass reads each
@@ -252,12 +259,12 @@ func decodeFile(path string, b []byte) ([]document, error) {
 		if err := n.Decode(&head); err != nil {
 			return nil, fmt.Errorf("%s: %w", at, err)
 		}
-		want := map[string]string{Kind: APIVersion, "Service": "v1", "EndpointSlice": "discovery.k8s.io/v1"}[head.Kind]
+		want := map[string]string{Kind: APIVersion, "Service": "v1", "EndpointSlice": "discovery.k8s.io/v1", "Secret": "v1"}[head.Kind]
 		switch {
 		case head.Kind == "":
-			return nil, fmt.Errorf("%s: kind: is required (kind: %s, apiVersion: %s; or a Kubernetes Service or EndpointSlice)", at, Kind, APIVersion)
+			return nil, fmt.Errorf("%s: kind: is required (kind: %s, apiVersion: %s; or a Kubernetes Service, EndpointSlice or Secret)", at, Kind, APIVersion)
 		case want == "":
-			return nil, fmt.Errorf("%s: kind: %q is not supported; want %s, Service (v1) or EndpointSlice (discovery.k8s.io/v1)", at, head.Kind, Kind)
+			return nil, fmt.Errorf("%s: kind: %q is not supported; want %s, Service (v1), EndpointSlice (discovery.k8s.io/v1) or Secret (v1)", at, head.Kind, Kind)
 		case head.APIVersion != want:
 			return nil, fmt.Errorf("%s: apiVersion: %q is not supported for kind %s; want %q", at, head.APIVersion, head.Kind, want)
 		}
@@ -289,6 +296,12 @@ func decodeFile(path string, b []byte) ([]document, error) {
 				return nil, fmt.Errorf("%s: %w", at, err)
 			}
 			out = append(out, document{at: at, slice: sl})
+		case "Secret":
+			sec := new(corev1.Secret)
+			if err := decodeKube(&n, sec, "Secret"); err != nil {
+				return nil, fmt.Errorf("%s: %w", at, err)
+			}
+			out = append(out, document{at: at, secret: sec})
 		}
 	}
 }

@@ -51,7 +51,7 @@ func TestLoadRejects(t *testing.T) {
 		{"wrong apiVersion", map[string]string{"geode.yaml": "apiVersion: v2\nkind: Geode\n"}, []string{"{dir}/geode.yaml", `apiVersion: "v2" is not supported`}},
 		{"no kind", map[string]string{"geode.yaml": "regions: []\n"}, []string{"{dir}/geode.yaml", "document 1: kind: is required"}},
 		{"other kind", map[string]string{"svc.yaml": head + regions + "---\napiVersion: apps/v1\nkind: Deployment\n"},
-			[]string{"{dir}/svc.yaml", `document 2: kind: "Deployment" is not supported; want Geode, Service (v1) or EndpointSlice (discovery.k8s.io/v1)`}},
+			[]string{"{dir}/svc.yaml", `document 2: kind: "Deployment" is not supported; want Geode, Service (v1), EndpointSlice (discovery.k8s.io/v1) or Secret (v1)`}},
 		{"two geode manifests", map[string]string{"a.yaml": head + regions, "b.yaml": head + regions},
 			[]string{"{dir}/b.yaml: document 1: a second kind: Geode manifest (the first is {dir}/a.yaml: document 1)"}},
 		{"invalid endpoint address", map[string]string{"geode.yaml": head + regions + "services:\n  - name: a\n    endpoints: {us-east: [nowhere]}\n"},

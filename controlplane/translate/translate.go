@@ -73,9 +73,10 @@ func Order(m *model.Model, from string) ([]string, error) {
 }
 
 // ForRegion translates m for clients in region and returns a snapshot that has passed
-// every resource's Validate() and Check. Its version (the same for every type) is a hash
-// of the resources, so a model change that does not change what region sees does not
-// produce a new version.
+// every resource's Validate() and Check. Its version is a hash of the resources, so a
+// model change that does not change what region sees does not produce a new version.
+// Clusters and endpoints carry it; listeners and routes, and the session-key secret, have
+// versions of their own (see ForRegionWith).
 func ForRegion(m *model.Model, region string) (*cache.Snapshot, error) {
 	return ForRegionRamped(m, region, nil)
 }
@@ -113,6 +114,13 @@ func ForRegionWith(m *model.Model, region string, ramp map[string]int, opts Opti
 	for _, typ := range []resource.Type{resource.ListenerType, resource.RouteType} {
 		snap.Resources[cache.GetResponseType(typ)].Version = staticVersion
 	}
+	// The session key ring (SDS) is versioned by its fingerprint: a rotation re-sends
+	// the secret alone, and a region-state change does not re-send it.
+	_, keysVersion, err := sessionKeys(m.SessionKeys())
+	if err != nil {
+		return nil, err
+	}
+	snap.Resources[cache.GetResponseType(resource.SecretType)].Version = keysVersion
 	if err := Check(snap); err != nil {
 		return nil, fmt.Errorf("region %q: %w", region, err)
 	}
@@ -189,11 +197,16 @@ func ResourcesWith(m *model.Model, region string, ramp map[string]int, opts Opti
 		listeners = append(listeners, outbound)
 	}
 	rc := &routev3.RouteConfiguration{Name: RouteConfigName, VirtualHosts: vhosts}
+	secrets, _, err := sessionKeys(m.SessionKeys())
+	if err != nil {
+		return nil, err
+	}
 	out := map[resource.Type][]types.Resource{
 		resource.ClusterType:  clusters,
 		resource.EndpointType: endpoints,
 		resource.ListenerType: listeners,
 		resource.RouteType:    {rc},
+		resource.SecretType:   secrets,
 	}
 	for typ, list := range out {
 		for _, r := range list {
