@@ -21,9 +21,10 @@ import (
 )
 
 // runControlplane runs `geode controlplane --config DIR --listen ADDR --admin ADDR
-// [--region REGION --peer REGION=ADDR...]
+// [--region REGION --peer-listen ADDR --peer REGION=ADDR...]
 // (--tls-cert FILE --tls-key FILE --tls-ca FILE | --insecure)`: one region's xDS
-// control plane (ADS, SotW and Delta) over mutual TLS, and its admin API.
+// control plane (ADS, SotW and Delta) over mutual TLS, its admin API, and peering with
+// the other regions' control planes over the same mutual TLS.
 func runControlplane(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("geode controlplane", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -32,14 +33,15 @@ func runControlplane(ctx context.Context, args []string, stdout, stderr io.Write
 	admin := fs.String("admin", "127.0.0.1:18001", "admin HTTP listen `address` (keep it on loopback)")
 	tlsf := addTLSFlags(fs, "geode controlplane", "xDS is served over",
 		"serve xDS in plaintext, without mTLS: any client can claim any node and region (demos and tests only)",
-		"xDS server certificate `file` (PEM; SPIFFE ID spiffe://<trust-domain>/geode/controlplane); reloaded on change",
-		"CA bundle `file` (PEM) that sidecars' certificates must chain to; reloaded on change")
+		"xDS and peering certificate `file` (PEM; SPIFFE ID spiffe://<trust-domain>/geode/region/<region>/controlplane, or spiffe://<trust-domain>/geode/controlplane without peering); reloaded on change",
+		"CA bundle `file` (PEM) that sidecars' and peer control planes' certificates must chain to; reloaded on change")
 	check := fs.Bool("check", false, "validate the manifests and exit")
 	debounce := fs.Duration("reload-debounce", source.DefaultDebounce, "wait this long after the last change in --config before reloading")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
-	region := fs.String("region", "", "this control plane's own `region` (authoritative for it; served to peers); required with --peer")
+	region := fs.String("region", "", "this control plane's own `region` (authoritative for it; served to peers); required with --peer and --peer-listen")
+	peerListen := fs.String("peer-listen", "", "peering listen `address`: serves this region's summary to the other regions' control planes (mTLS, control-plane certificates only); empty: not served")
 	var peers peerFlag
-	fs.Var(&peers, "peer", "another region's control plane, `REGION=ADDR` (its admin address); repeatable")
+	fs.Var(&peers, "peer", "another region's control plane, `REGION=ADDR` (its --peer-listen address); repeatable")
 	staleAfter := fs.Duration("peer-stale-after", peering.DefaultStaleAfter, "a peer unanswered this long is shown stale (its last known state stays in force)")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
@@ -58,8 +60,9 @@ func runControlplane(ctx context.Context, args []string, stdout, stderr io.Write
 	if err != nil {
 		return err
 	}
-	if len(peers) > 0 && *region == "" {
-		fmt.Fprintln(stderr, "geode controlplane: --peer needs --region (this control plane's own region)")
+	peered := len(peers) > 0 || *peerListen != ""
+	if peered && *region == "" {
+		fmt.Fprintln(stderr, "geode controlplane: --peer and --peer-listen need --region (this control plane's own region)")
 		return errUsage
 	}
 	if *region != "" {
@@ -85,12 +88,24 @@ func runControlplane(ctx context.Context, args []string, stdout, stderr io.Write
 	case !mutual:
 		log.Warn("INSECURE: xDS is served in plaintext without client authentication; any client that reaches " +
 			*listen + " can read the fleet's configuration and claim any node and region. Use --insecure only for demos and tests.")
+		if peered {
+			log.Warn("INSECURE: peering runs in plaintext without authentication; anyone who reaches --peer-listen " + *peerListen +
+				" can read this region's state, and anyone on the path to a --peer can forge its region's state. Use --insecure only for demos and tests.")
+		}
 	default:
 		ids, err = identity.Load(identity.Options{
 			CertFile: *tlsf.cert, KeyFile: *tlsf.key, CAFile: *tlsf.ca, Logger: log.With("component", "tls"),
 			Accept: func(id identity.ID) error {
-				if id.Kind != identity.ControlPlane {
-					return errors.New("not a control plane identity: want spiffe://<trust-domain>/geode/controlplane")
+				switch {
+				case id.Kind != identity.ControlPlane:
+					return errors.New("not a control plane identity: want spiffe://<trust-domain>/geode/region/<region>/controlplane or spiffe://<trust-domain>/geode/controlplane")
+				case peered:
+					// Peers bind a region's summary to that region's certificate.
+					if err := identity.IsRegionControlPlane(*region)(id); err != nil {
+						return fmt.Errorf("%w; peering (--peer, --peer-listen) needs the certificate of this region's control plane", err)
+					}
+				case *region != "" && id.Region != "" && id.Region != *region:
+					return fmt.Errorf("the certificate is region %q's control plane, but --region is %q", id.Region, *region)
 				}
 				return nil
 			},
@@ -111,26 +126,52 @@ func runControlplane(ctx context.Context, args []string, stdout, stderr io.Write
 		xl.Close()
 		return fmt.Errorf("--admin: %w", err)
 	}
-	s, err := server.New(server.Options{Model: m, XDS: xl, Admin: al, Logger: log, GRPCOptions: grpcOpts, Region: *region})
-	if err != nil {
+	var pl net.Listener
+	if *peerListen != "" {
+		if pl, err = net.Listen("tcp", *peerListen); err != nil {
+			xl.Close()
+			al.Close()
+			return fmt.Errorf("--peer-listen: %w", err)
+		}
+	}
+	closeAll := func() {
 		xl.Close()
 		al.Close()
+		if pl != nil {
+			pl.Close()
+		}
+	}
+	s, err := server.New(server.Options{Model: m, XDS: xl, Admin: al, Logger: log, GRPCOptions: grpcOpts, Region: *region})
+	if err != nil {
+		closeAll()
 		return err
 	}
+	peerLog := log.With("component", "peering")
 	var pr *peering.Peers
 	if len(peers) > 0 {
 		pr, err = peering.New(peering.Options{
-			Region: *region, Peers: peers, Apply: s.ApplyPeerSummary, Stale: s.SetPeerStale,
-			StaleAfter: *staleAfter, Logger: log.With("component", "peering"),
+			Region: *region, Peers: peers, Apply: s.ApplyPeerSummary, Stale: s.SetPeerStale, Failed: s.RecordPeerError,
+			Identity: ids, StaleAfter: *staleAfter, Logger: peerLog,
 		})
 		if err != nil {
-			xl.Close()
-			al.Close()
+			closeAll()
 			return err
 		}
 	}
-	log.Info("control plane serving", "xds", xl.Addr().String(), "admin", al.Addr().String(),
-		"model", m.Version(), "regions", m.RegionNames(), "services", len(m.Services()))
+	var ps *peering.Server
+	if pl != nil {
+		ps, err = peering.NewServer(peering.ServerOptions{Listener: pl, Identity: ids, Summary: s.OwnSummary, Logger: peerLog})
+		if err != nil {
+			closeAll()
+			return err
+		}
+	}
+	attrs := []any{"xds", xl.Addr().String(), "admin", al.Addr().String(),
+		"model", m.Version(), "regions", m.RegionNames(), "services", len(m.Services())}
+	if pl != nil {
+		attrs = append(attrs, "peering", pl.Addr().String(), "peering_mtls", ids != nil)
+	}
+	log.Info("control plane serving", attrs...)
 
 	// Reload on change: a valid directory replaces the model (SetModel keeps operator
 	// overrides); an invalid one is logged with file, document and field, and the last
@@ -153,6 +194,9 @@ func runControlplane(ctx context.Context, args []string, stdout, stderr io.Write
 	}
 	if pr != nil {
 		g.Go(func() error { return pr.Run(gctx) })
+	}
+	if ps != nil {
+		g.Go(func() error { return ps.Run(gctx) })
 	}
 	g.Go(func() error {
 		if err := w.Run(gctx); err != nil {

@@ -23,6 +23,7 @@ func TestTLSFlags(t *testing.T) {
 	certs := t.TempDir()
 	node := ca.Write(t, certs, "node", ca.Issue(t, "spiffe://geode.test/geode/region/us-east/node/n1"))
 	cp := ca.Write(t, certs, "cp", ca.Issue(t, "spiffe://geode.test/geode/controlplane"))
+	euCP := ca.Write(t, certs, "eu-cp", ca.Issue(t, identitytest.ControlPlaneURI("geode.test", "eu-west")))
 	tlsArgs := func(f identitytest.Files) []string {
 		return []string{"--tls-cert", f.Cert, "--tls-key", f.Key, "--tls-ca", f.CA}
 	}
@@ -38,6 +39,11 @@ func TestTLSFlags(t *testing.T) {
 		{"controlplane without --tls-* or --insecure", cpRun, cpArgs, "--tls-cert, --tls-key and --tls-ca are required"},
 		{"controlplane --insecure --tls-cert", cpRun, append(append([]string{}, cpArgs...), "--insecure", "--tls-cert", cp.Cert), "exclusive"},
 		{"controlplane with a node's certificate", cpRun, append(append([]string{}, cpArgs...), tlsArgs(node)...), "not a control plane identity"},
+		{"controlplane peering with a certificate without a region", cpRun, append(append([]string{}, cpArgs...), append(tlsArgs(cp), "--region", "us-east", "--peer-listen", "127.0.0.1:0")...),
+			"want spiffe://<trust-domain>/geode/region/us-east/controlplane"},
+		{"controlplane --region us-east with eu-west's certificate", cpRun, append(append([]string{}, cpArgs...), append(tlsArgs(euCP), "--region", "us-east")...),
+			`region "eu-west"'s control plane, but --region is "us-east"`},
+		{"controlplane --peer-listen without --region", cpRun, append(append([]string{}, cpArgs...), "--insecure", "--peer-listen", "127.0.0.1:0"), "need --region"},
 		{"sidecar without --tls-* or --insecure", scRun, scArgs, "--tls-cert, --tls-key and --tls-ca are required"},
 		{"sidecar with a control plane's certificate", scRun, append(append([]string{}, scArgs...), tlsArgs(cp)...), "not a sidecar identity"},
 		{"sidecar --node-id other than the certificate's", scRun, append(append([]string{}, scArgs...), append(tlsArgs(node), "--node-id", "n2")...), `names node "n1", but --node-id is "n2"`},

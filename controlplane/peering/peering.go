@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/geodemesh/geode/controlplane/identity"
 )
 
 // Summary is what a control plane publishes about its own region on
@@ -30,7 +32,8 @@ type Summary struct {
 	Time time.Time `json:"time"`
 }
 
-// Peer is another region's control plane: its region and admin address (host:port).
+// Peer is another region's control plane: its region and peering address (host:port,
+// its --peer-listen).
 type Peer struct {
 	Region string
 	Addr   string
@@ -72,6 +75,17 @@ type Options struct {
 	// last error) and when it answers again (stale=false). Optional. The peer's last
 	// applied summary stays in force either way (fail static).
 	Stale func(region string, stale bool, reason string)
+	// Failed is called with every failed poll or refused summary of a peer: an
+	// unreachable peer, a server certificate that is not the region's control plane, a
+	// summary claiming another region, an error status, or an Apply error
+	// (server.RecordPeerError: counted and shown in /config_dump). Optional. The peer's
+	// last applied summary stays in force.
+	Failed func(region string, err error)
+	// Identity, if set, polls over mutual TLS: this control plane presents its
+	// certificate, and a peer is believed only if its server certificate is its
+	// region's control plane (identity.Source.PeeringClientConfig). Nil polls plain
+	// HTTP (the control plane's --insecure mode).
+	Identity *identity.Source
 	// Wait is the long-poll duration asked of the peer; zero means DefaultWait.
 	Wait time.Duration
 	// StaleAfter: a peer with no answer for this long is stale; must exceed Wait; zero
@@ -79,17 +93,19 @@ type Options struct {
 	StaleAfter time.Duration
 	// MinBackoff and MaxBackoff bound the exponential backoff after a failure.
 	MinBackoff, MaxBackoff time.Duration
-	// Transport for the requests; nil uses a private http.Transport.
+	// Transport for every peer's requests (tests), instead of a private http.Transport
+	// per peer; exclusive with Identity.
 	Transport http.RoundTripper
 	Logger    *slog.Logger
 }
 
 // Peers polls every peer's summary and applies it. New starts nothing; Run does.
 type Peers struct {
-	o      Options
-	log    *slog.Logger
-	client *http.Client
-	own    *http.Transport // closed when Run returns, if private
+	o       Options
+	log     *slog.Logger
+	scheme  string
+	clients map[string]*http.Client // by peer region
+	own     []*http.Transport       // closed when Run returns
 }
 
 // New validates o.
@@ -131,19 +147,38 @@ func New(o Options) (*Peers, error) {
 	if o.MinBackoff <= 0 || o.MaxBackoff < o.MinBackoff {
 		errs = append(errs, fmt.Errorf("peering: backoff [%s, %s] is not a positive range", o.MinBackoff, o.MaxBackoff))
 	}
+	if o.Identity != nil && o.Transport != nil {
+		errs = append(errs, errors.New("peering: Identity and Transport are exclusive"))
+	}
+	if o.Identity != nil {
+		if err := identity.IsRegionControlPlane(o.Region)(o.Identity.ID()); err != nil {
+			errs = append(errs, fmt.Errorf("peering: own certificate %s %w: peers would refuse it", o.Identity.ID(), err))
+		}
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	p := &Peers{o: o, log: o.Logger}
+	p := &Peers{o: o, log: o.Logger, scheme: "http", clients: map[string]*http.Client{}}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
-	rt := o.Transport
-	if rt == nil {
-		p.own = &http.Transport{MaxIdleConnsPerHost: 1, IdleConnTimeout: o.StaleAfter}
-		rt = p.own
+	if o.Identity != nil {
+		p.scheme = "https"
 	}
-	p.client = &http.Client{Transport: rt}
+	for _, peer := range o.Peers {
+		rt := o.Transport
+		if rt == nil {
+			// One transport per peer: its TLS configuration accepts only that
+			// region's control plane, and a connection is never shared across regions.
+			t := &http.Transport{MaxIdleConnsPerHost: 1, IdleConnTimeout: o.StaleAfter}
+			if o.Identity != nil {
+				t.TLSClientConfig = o.Identity.PeeringClientConfig(peer.Region)
+			}
+			p.own = append(p.own, t)
+			rt = t
+		}
+		p.clients[peer.Region] = &http.Client{Transport: rt}
+	}
 	return p, nil
 }
 
@@ -154,8 +189,8 @@ func (p *Peers) Run(ctx context.Context) error {
 		wg.Go(func() { p.follow(ctx, peer) })
 	}
 	wg.Wait()
-	if p.own != nil {
-		p.own.CloseIdleConnections()
+	for _, t := range p.own {
+		t.CloseIdleConnections()
 	}
 	return nil
 }
@@ -202,6 +237,9 @@ func (p *Peers) follow(ctx context.Context, peer Peer) {
 			return
 		}
 		log.Warn("peer", "err", err.Error())
+		if p.o.Failed != nil {
+			p.o.Failed(peer.Region, err)
+		}
 		if !stale && time.Since(lastOK) >= p.o.StaleAfter {
 			stale = true
 			log.Warn("peer stale: keeping its last known state", "since", lastOK)
@@ -222,16 +260,27 @@ func (p *Peers) fetch(ctx context.Context, peer Peer, since string) (Summary, er
 	ctx, cancel := context.WithTimeout(ctx, p.o.StaleAfter)
 	defer cancel()
 	q := url.Values{"since": {since}, "wait": {p.o.Wait.String()}}
-	u := (&url.URL{Scheme: "http", Host: peer.Addr, Path: "/peer/summary", RawQuery: q.Encode()}).String()
+	u := (&url.URL{Scheme: p.scheme, Host: peer.Addr, Path: "/peer/summary", RawQuery: q.Encode()}).String()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return Summary{}, err
 	}
-	resp, err := p.client.Do(req)
+	resp, err := p.clients[peer.Region].Do(req)
 	if err != nil {
 		return Summary{}, err
 	}
 	defer resp.Body.Close()
+	if p.o.Identity != nil {
+		// The handshake already refused any other certificate; this keeps the
+		// binding of summary to certificate visible where the summary is read.
+		id, err := identity.FromTLS(resp.TLS)
+		if err == nil {
+			err = identity.IsRegionControlPlane(peer.Region)(id)
+		}
+		if err != nil {
+			return Summary{}, fmt.Errorf("GET %s: server certificate %s: %w", u, id, err)
+		}
+	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if err != nil {
 		return Summary{}, err
@@ -244,7 +293,7 @@ func (p *Peers) fetch(ctx context.Context, peer Peer, since string) (Summary, er
 		return Summary{}, fmt.Errorf("GET %s: decoding summary: %w", u, err)
 	}
 	if s.Region != peer.Region {
-		return Summary{}, fmt.Errorf("GET %s: peer configured as region %q speaks for region %q", u, peer.Region, s.Region)
+		return Summary{}, fmt.Errorf("GET %s: refused: the control plane of region %q sent a summary of region %q", u, peer.Region, s.Region)
 	}
 	if s.Version == "" {
 		return Summary{}, fmt.Errorf("GET %s: summary without version", u)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/geodemesh/geode/controlplane/health"
+	"github.com/geodemesh/geode/controlplane/identity"
 	"github.com/geodemesh/geode/controlplane/model"
 	"github.com/geodemesh/geode/controlplane/peering"
 	"github.com/geodemesh/geode/controlplane/server"
@@ -39,24 +40,41 @@ func fleet(t *testing.T) *model.Model {
 	return m
 }
 
-// cp is one region's control plane with its peering client, run until stop.
+// cp is one region's control plane with its peering client and server, run until stop.
 type cp struct {
 	region string
 	srv    *server.Server
 	admin  string
+	peer   string // peering listener address
 	stop   func()
 }
 
-// startCP runs region's control plane with its admin API on adminAddr (":0" style
-// address allowed) peered with peers.
-func startCP(t *testing.T, region string, admin net.Listener, peers []peering.Peer) *cp {
+// cpConfig is what startCP runs.
+type cpConfig struct {
+	region string
+	// admin and peer are the listeners of the admin API and of peering; nil for a
+	// fresh loopback port.
+	admin, peer net.Listener
+	peers       []peering.Peer
+	// ids, if set, peers over mutual TLS (polling and serving).
+	ids *identity.Source
+}
+
+// startCP runs a region's control plane peered with c.peers.
+func startCP(t *testing.T, c cpConfig) *cp {
 	t.Helper()
+	if c.admin == nil {
+		c.admin = listen(t, "127.0.0.1:0")
+	}
+	if c.peer == nil {
+		c.peer = listen(t, "127.0.0.1:0")
+	}
 	xl, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	s, err := server.New(server.Options{
-		Model: fleet(t), XDS: xl, Admin: admin, Region: region,
+		Model: fleet(t), XDS: xl, Admin: c.admin, Region: c.region,
 		// Fast and decisive: one bad evaluation of a 200ms window degrades; no-data
 		// recovery (ProbeAfter) is far beyond the test.
 		Health: health.Config{Interval: 20 * time.Millisecond, Window: 200 * time.Millisecond, MinRequests: 1,
@@ -66,39 +84,46 @@ func startCP(t *testing.T, region string, admin net.Listener, peers []peering.Pe
 		t.Fatal(err)
 	}
 	p, err := peering.New(peering.Options{
-		Region: region, Peers: peers, Apply: s.ApplyPeerSummary, Stale: s.SetPeerStale,
-		Wait: 200 * time.Millisecond, StaleAfter: 600 * time.Millisecond,
+		Region: c.region, Peers: c.peers, Apply: s.ApplyPeerSummary, Stale: s.SetPeerStale, Failed: s.RecordPeerError,
+		Identity: c.ids,
+		Wait:     200 * time.Millisecond, StaleAfter: 600 * time.Millisecond,
 		MinBackoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	ps, err := peering.NewServer(peering.ServerOptions{Listener: c.peer, Identity: c.ids, Summary: s.OwnSummary})
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 2)
-	go func() { done <- s.Run(ctx) }()
-	go func() { done <- p.Run(ctx) }()
+	runs := []func(context.Context) error{s.Run, p.Run, ps.Run}
+	done := make(chan error, len(runs))
+	for _, run := range runs {
+		go func() { done <- run(ctx) }()
+	}
 	stopped := false
-	c := &cp{region: region, srv: s, admin: admin.Addr().String()}
-	c.stop = func() {
+	out := &cp{region: c.region, srv: s, admin: c.admin.Addr().String(), peer: c.peer.Addr().String()}
+	out.stop = func() {
 		if stopped {
 			return
 		}
 		stopped = true
 		cancel()
-		for range 2 {
+		for range runs {
 			select {
 			case err := <-done:
 				if err != nil {
-					t.Errorf("%s: %v", region, err)
+					t.Errorf("%s: %v", c.region, err)
 				}
 			case <-time.After(10 * time.Second):
-				t.Errorf("%s: not stopped 10s after cancel", region)
+				t.Errorf("%s: not stopped 10s after cancel", c.region)
 				return
 			}
 		}
 	}
-	t.Cleanup(c.stop)
-	return c
+	t.Cleanup(out.stop)
+	return out
 }
 
 func listen(t *testing.T, addr string) net.Listener {
@@ -195,7 +220,7 @@ func TestThreeRegionsPeered(t *testing.T) {
 	}
 	cps := map[string]*cp{}
 	for _, r := range regions {
-		cps[r] = startCP(t, r, lis[r], peersOf(r))
+		cps[r] = startCP(t, cpConfig{region: r, peer: lis[r], peers: peersOf(r)})
 	}
 	euAdmin := cps["eu-west"].admin
 
@@ -251,7 +276,7 @@ func TestThreeRegionsPeered(t *testing.T) {
 		eventually(t, 3*time.Second, "eu-west stale at "+r, func() error {
 			d := configDump(t, cps[r].admin)
 			p, _ := peerOf(d, "eu-west")
-			if !p.Stale || p.StaleReason == "" {
+			if !p.Stale || p.StaleReason == "" || p.Errors == 0 || p.LastError == "" {
 				return fmt.Errorf("peer %+v", p)
 			}
 			if rd := regionOf(d, "eu-west"); rd.State != "degraded" {
@@ -268,7 +293,7 @@ func TestThreeRegionsPeered(t *testing.T) {
 
 	// eu-west's control plane returns on the same address with a fresh state machine:
 	// the others resync to what it now says (healthy) and clear the stale mark.
-	cps["eu-west"] = startCP(t, "eu-west", listen(t, euAdmin), peersOf("eu-west"))
+	cps["eu-west"] = startCP(t, cpConfig{region: "eu-west", admin: listen(t, euAdmin), peer: listen(t, cps["eu-west"].peer), peers: peersOf("eu-west")})
 	own, _, err := cps["eu-west"].srv.OwnSummary()
 	if err != nil {
 		t.Fatal(err)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"net/http"
 	"slices"
 	"time"
 
@@ -32,6 +31,14 @@ type peerEntry struct {
 	contact time.Time // last answer from the peer
 	stale   bool
 	reason  string
+	errs    peerErrors
+}
+
+// peerErrors are a peer's failed polls and refused summaries (RecordPeerError).
+type peerErrors struct {
+	count uint64
+	last  string
+	at    time.Time
 }
 
 // PeerDump is one peer in a ConfigDump: the last summary applied from the region's
@@ -47,6 +54,12 @@ type PeerDump struct {
 	LastContact  time.Time `json:"last_contact"`
 	Stale        bool      `json:"stale"`
 	StaleReason  string    `json:"stale_reason,omitempty"`
+	// Errors counts failed polls and refused summaries (unreachable, a certificate that
+	// is not the region's control plane, a summary of another region, ...); LastError
+	// is the latest, at LastErrorAt. They stay after the peer recovers (see LastContact).
+	Errors      uint64    `json:"errors"`
+	LastError   string    `json:"last_error,omitempty"`
+	LastErrorAt time.Time `json:"last_error_at,omitzero"`
 }
 
 // withPeersLocked merges the applied peer summaries into the local computed statuses:
@@ -151,7 +164,11 @@ func (s *Server) ApplyPeerSummary(ctx context.Context, sum peering.Summary) erro
 		old.contact, old.stale, old.reason = now, false, ""
 		return nil
 	}
-	s.peer.peers[sum.Region] = &peerEntry{sum: sum, state: st, applied: now, contact: now}
+	entry := &peerEntry{sum: sum, state: st, applied: now, contact: now}
+	if had {
+		entry.errs = old.errs
+	}
+	s.peer.peers[sum.Region] = entry
 	prev := s.computed
 	next := s.withPeersLocked(s.health.Statuses())
 	if p, n := prev[sum.Region], next[sum.Region]; p.Computed == n.Computed && p.Factor == n.Factor {
@@ -179,19 +196,36 @@ func (s *Server) ApplyPeerSummary(ctx context.Context, sum peering.Summary) erro
 func (s *Server) SetPeerStale(region string, stale bool, reason string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	e := s.peerEntryLocked(region)
+	e.stale, e.reason = stale, reason
+	if !stale {
+		e.contact = time.Now()
+	}
+}
+
+// RecordPeerError counts a failed poll or a refused summary of region's control plane
+// and keeps err as its last error, for /config_dump. Its last applied summary stays in
+// force.
+func (s *Server) RecordPeerError(region string, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.peerEntryLocked(region)
+	e.errs.count++
+	e.errs.last, e.errs.at = err.Error(), time.Now()
+}
+
+// peerEntryLocked returns region's peer entry, adding one for a peer never reached:
+// shown with no state.
+func (s *Server) peerEntryLocked(region string) *peerEntry {
 	if s.peer.peers == nil {
 		s.peer.peers = map[string]*peerEntry{}
 	}
 	e, ok := s.peer.peers[region]
 	if !ok {
-		// Never reached: shown as stale with no state.
 		e = &peerEntry{state: affinity.Healthy, sum: peering.Summary{Region: region, State: "", WeightFactor: 100}}
 		s.peer.peers[region] = e
 	}
-	e.stale, e.reason = stale, reason
-	if !stale {
-		e.contact = time.Now()
-	}
+	return e
 }
 
 func (s *Server) peerDumpLocked() []PeerDump {
@@ -201,44 +235,8 @@ func (s *Server) peerDumpLocked() []PeerDump {
 		out = append(out, PeerDump{
 			Region: r, State: e.sum.State, WeightFactor: e.sum.WeightFactor, Version: e.sum.Version,
 			SummaryTime: e.sum.Time, AppliedAt: e.applied, LastContact: e.contact, Stale: e.stale, StaleReason: e.reason,
+			Errors: e.errs.count, LastError: e.errs.last, LastErrorAt: e.errs.at,
 		})
 	}
 	return out
-}
-
-// handlePeerSummary serves GET /peer/summary?since=VERSION&wait=DURATION: the own
-// summary, at once if its version differs from since, else when it changes or after
-// wait (at most peering.MaxWait), whichever is first.
-func (s *Server) handlePeerSummary(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	var wait time.Duration
-	if v := q.Get("wait"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d < 0 {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("wait %q: want a non-negative duration", v)})
-			return
-		}
-		wait = min(d, peering.MaxWait)
-	}
-	sum, changed, err := s.OwnSummary()
-	if err != nil {
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})
-		return
-	}
-	if since := q.Get("since"); since != "" && since == sum.Version && wait > 0 {
-		t := time.NewTimer(wait)
-		select {
-		case <-changed:
-		case <-t.C:
-		case <-r.Context().Done():
-			t.Stop()
-			return
-		}
-		t.Stop()
-		if sum, _, err = s.OwnSummary(); err != nil {
-			writeJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})
-			return
-		}
-	}
-	writeJSON(w, http.StatusOK, sum)
 }

@@ -48,7 +48,7 @@ type Options struct {
 	// DefaultLoadReportInterval.
 	LoadReportInterval time.Duration
 	// Region is this control plane's own region, which it is authoritative for and
-	// serves to peers on GET /peer/summary (peer.go); "" disables peering.
+	// serves to peers through peering.Server (OwnSummary, peer.go); "" disables peering.
 	Region string
 }
 
@@ -440,7 +440,6 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /regions/{name}/{action}", s.handleRegion)
 	mux.HandleFunc("GET /config_dump", s.handleConfigDump)
 	mux.HandleFunc("POST /reports", s.handleReport)
-	mux.HandleFunc("GET /peer/summary", s.handlePeerSummary)
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, s.Status()) })
 	return mux
 }
