@@ -245,8 +245,9 @@ func Start(ctx context.Context, opts Options) (_ *Fleet, err error) {
 	}
 
 	// 3. One config and one sidecar per region, all sharing one session key ring. With
-	// control planes, the config is split: what xDS carries goes into the region's
-	// control plane model, the rest is the sidecar's base config.
+	// control planes, the config is split: what xDS carries (the key ring included, as
+	// an SDS secret) goes into the region's control plane model, the rest is the
+	// sidecar's base config.
 	keys := opts.KeyRing
 	if keys == nil {
 		var err error
@@ -265,8 +266,12 @@ func Start(ctx context.Context, opts Options) (_ *Fleet, err error) {
 				return nil, fmt.Errorf("fleet: %s: config after Configure: %w", r.Name, err)
 			}
 		}
+		sidecarKeys := keys
 		if opts.ControlPlanes {
-			m, err := model.New(spec(c))
+			// The control plane hands the key ring to its sidecars (SDS).
+			sp := spec(c)
+			sp.SessionKeys, sidecarKeys = keys, nil
+			m, err := model.New(sp)
 			if err != nil {
 				return nil, fmt.Errorf("fleet: %s: control plane model: %w", r.Name, err)
 			}
@@ -284,7 +289,7 @@ func Start(ctx context.Context, opts Options) (_ *Fleet, err error) {
 		}
 		r.sc, err = sidecar.New(sidecar.Options{
 			Config:   c,
-			KeyRing:  keys,
+			KeyRing:  sidecarKeys,
 			Logger:   r.log.With("component", "sidecar"),
 			Outbound: lns[i].outbound,
 			Inbound:  lns[i].inbound,

@@ -39,6 +39,10 @@ type Session struct {
 	// KeysFile is the token key ring (YAML, see consistency.ParseKeyRing), relative to
 	// the config file. Without keys the sidecar neither reads nor issues tokens.
 	KeysFile string `yaml:"keys_file"`
+	// Keys is the key ring the control plane distributes (its SDS secret
+	// geode-session-keys), set by the xDS client; when set it is used instead of
+	// KeysFile. Never read from or written to YAML.
+	Keys *consistency.KeyRing `yaml:"-"`
 	// TTL is how long an issued token stays valid; each response renews it. Default 24h.
 	TTL Duration `yaml:"ttl"`
 	// StickyTTL is how long a session stays on its region without a request; 0 means

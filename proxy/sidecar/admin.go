@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/geodemesh/geode/affinity"
+	"github.com/geodemesh/geode/consistency"
 	"github.com/geodemesh/geode/proxy/route"
 )
 
@@ -53,10 +54,20 @@ func (s *Sidecar) adminHandler() http.Handler {
 
 // Dump is the routing state as /config_dump shows it.
 type Dump struct {
-	Version  string        `json:"version"`
-	Region   string        `json:"region"`
-	Regions  []RegionDump  `json:"regions"`
-	Services []ServiceDump `json:"services"`
+	Version     string           `json:"version"`
+	Region      string           `json:"region"`
+	Regions     []RegionDump     `json:"regions"`
+	Services    []ServiceDump    `json:"services"`
+	SessionKeys *SessionKeysDump `json:"session_keys,omitempty"` // nil: no session tokens
+}
+
+// SessionKeysDump is where the session-token key ring came from and its keys, without
+// their secrets.
+type SessionKeysDump struct {
+	// Source is "control plane" (its SDS secret), the keys file's path, or "options".
+	Source      string                `json:"source"`
+	Fingerprint string                `json:"fingerprint"`
+	Keys        []consistency.KeyInfo `json:"keys"`
 }
 
 // RegionDump is one region in a Dump.
@@ -118,6 +129,17 @@ func (s *Sidecar) ConfigDump() Dump {
 			sd.Pools = append(sd.Pools, pd)
 		}
 		d.Services = append(d.Services, sd)
+	}
+	if kr := s.keys.Load(); kr != nil {
+		c := s.conf.Load()
+		kd := &SessionKeysDump{Source: c.Session.KeysFile, Fingerprint: kr.Fingerprint(), Keys: kr.Info()}
+		switch {
+		case s.opts.KeyRing != nil:
+			kd.Source = "options"
+		case c.Session.Keys != nil:
+			kd.Source = "control plane"
+		}
+		d.SessionKeys = kd
 	}
 	return d
 }

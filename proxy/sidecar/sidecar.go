@@ -135,8 +135,14 @@ func (s *Sidecar) Apply(c *config.Config) error {
 		s.metrics.swaps.WithLabelValues("rejected").Inc()
 		return fmt.Errorf("sidecar: region: cannot change from %q to %q without a restart", old.Region, c.Region)
 	}
+	// Session keys: the caller's (Options.KeyRing), else the control plane's, else the
+	// keys file's.
 	keys := s.opts.KeyRing
-	if keys == nil && c.Session.KeysFile != "" {
+	switch {
+	case keys != nil:
+	case c.Session.Keys != nil:
+		keys = c.Session.Keys
+	case c.Session.KeysFile != "":
 		b, err := os.ReadFile(c.Session.KeysFile)
 		if err == nil {
 			keys, err = consistency.ParseKeyRing(b)

@@ -341,6 +341,9 @@ func (c *Client) stream(ctx context.Context) (got bool, err error) {
 			return false, err
 		}
 	}
+	if err := s.send(SecretType, s.acked[SecretType], "", s.names(SecretType), nil); err != nil {
+		return false, err
+	}
 	settle := time.NewTimer(time.Hour)
 	settle.Stop()
 	defer settle.Stop()
@@ -377,7 +380,7 @@ func (c *Client) newSession(st discoveryv3.AggregatedDiscoveryService_StreamAggr
 		c: c, stream: st,
 		nonce: map[string]string{}, rejected: map[string]string{}, why: map[string]string{},
 		acked: c.Status().Acked,
-		good:  resources{clusters: map[string]cluster{}, clas: map[string]endpoints{}},
+		good:  resources{clas: map[string]endpoints{}},
 	}
 	if c.good.clusters != nil {
 		s.good = c.good.clone()
@@ -439,8 +442,13 @@ func (s *session) receive(r *discoveryv3.DiscoveryResponse) error {
 				s.staged.clas[name] = eps
 			}
 		}
+	case SecretType:
+		var keys []byte
+		if keys, err = decodeSecrets(r.GetResources()); err == nil {
+			s.staged.keys, s.staged.keysSeen = keys, true
+		}
 	default:
-		err = fmt.Errorf("unexpected type %q: this client subscribes to CDS and EDS only", typeURL)
+		err = fmt.Errorf("unexpected type %q: this client subscribes to CDS, EDS and SDS only", typeURL)
 	}
 	if err != nil {
 		return s.nack(pending{typeURL: typeURL, version: version, nonce: nonce}, err)
@@ -451,8 +459,11 @@ func (s *session) receive(r *discoveryv3.DiscoveryResponse) error {
 }
 
 func (s *session) names(typeURL string) []string {
-	if typeURL == EndpointType {
+	switch typeURL {
+	case EndpointType:
 		return s.eds
+	case SecretType:
+		return []string{api.SessionKeysSecret}
 	}
 	return nil
 }

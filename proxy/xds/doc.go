@@ -12,9 +12,17 @@
 // neither HEALTHY nor UNKNOWN are skipped. LDS/RDS are not needed: the sidecar routes
 // by the authorities in the geode metadata.
 //
-// Updates: CDS and EDS arrive as separate responses; the client stages them, waits
-// Settle for the rest of an update, and once every cluster has its assignment builds a
-// Part (regions + services), merges it into the sidecar's base config (listeners, app,
+// Session keys: the client also subscribes to SDS for the one secret
+// api.SessionKeysSecret, a generic secret holding the fleet's session-token key ring
+// (key-file format, checked with consistency.ParseKeyRing: an invalid ring is NACKed).
+// When the control plane sends it, the sidecar signs and verifies tokens with that ring
+// (config.Session.Keys, which wins over the local session.keys_file); when it sends none,
+// the keys file applies. The ring is part of the persisted state, so a cold start can
+// still verify tokens; the cache file is created with mode 0600.
+//
+// Updates: CDS, EDS and SDS arrive as separate responses; the client stages them, waits
+// Settle for the rest of an update, and once CDS and SDS have answered and every cluster
+// has its assignment builds a Part (regions, services, session keys), merges it into the sidecar's base config (listeners, app,
 // limits, session, tracing and debug stay local) through config.Parse — the same
 // defaults and validation as a config file — and calls Apply. Success ACKs every
 // pending response; a decoding, validation or Apply error NACKs them with the error in

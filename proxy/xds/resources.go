@@ -13,9 +13,11 @@ import (
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"go.yaml.in/yaml/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 
+	"github.com/geodemesh/geode/consistency"
 	"github.com/geodemesh/geode/controlplane/api"
 	"github.com/geodemesh/geode/proxy/config"
 )
@@ -24,6 +26,8 @@ import (
 const (
 	ClusterType  = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
 	EndpointType = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
+	// SecretType is SDS: the client asks for the one secret api.SessionKeysSecret.
+	SecretType = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
 )
 
 // cluster is one decoded CDS resource.
@@ -37,16 +41,22 @@ type cluster struct {
 // endpoints is one decoded ClusterLoadAssignment: usable addresses by region.
 type endpoints map[string][]string
 
-// resources is what the client holds of the control plane's state: the last CDS set and
-// the CLAs received so far, by EDS name. Values are never mutated once stored, so
-// clone copies only the maps.
+// resources is what the client holds of the control plane's state: the last CDS set
+// (nil before the first), the CLAs received so far, by EDS name, and the session key
+// ring from SDS. Values are never mutated once stored, so clone copies only the maps.
 type resources struct {
 	clusters map[string]cluster
 	clas     map[string]endpoints
+	// keys is the session key ring in the key-file format, nil when the control plane
+	// has none; keysSeen reports whether SDS has answered at all.
+	keys     []byte
+	keysSeen bool
 }
 
 func (r resources) clone() resources {
-	return resources{clusters: maps.Clone(r.clusters), clas: maps.Clone(r.clas)}
+	out := r
+	out.clusters, out.clas = maps.Clone(r.clusters), maps.Clone(r.clas)
+	return out
 }
 
 // edsNames returns the EDS names the clusters need, sorted.
@@ -59,8 +69,11 @@ func (r resources) edsNames() []string {
 	return slices.Compact(names)
 }
 
-// complete reports whether every cluster has its CLA.
+// complete reports whether CDS and SDS have answered and every cluster has its CLA.
 func (r resources) complete() bool {
+	if r.clusters == nil || !r.keysSeen {
+		return false
+	}
 	for _, c := range r.clusters {
 		if _, ok := r.clas[c.eds]; !ok {
 			return false
@@ -182,13 +195,17 @@ func decodeAssignments(list []*anypb.Any) (map[string]endpoints, error) {
 }
 
 // Part is the part of a sidecar's configuration that comes from the control plane; the
-// rest (listeners, app, limits, session, tracing, debug) stays the sidecar's own. It is
-// also what the client persists for a cold start.
+// rest (listeners, app, limits, session settings, tracing, debug) stays the sidecar's
+// own. It is also what the client persists for a cold start (the cache file is the
+// sidecar's alone, mode 0600: it holds the session key ring).
 type Part struct {
 	// Region is the region this part was computed for.
 	Region   string           `yaml:"region"`
 	Regions  []config.Region  `yaml:"regions"`
 	Services []config.Service `yaml:"services"`
+	// SessionKeys is the fleet's session key ring (key-file format) from the control
+	// plane's SDS secret; empty when it sends none (the sidecar's keys_file applies).
+	SessionKeys string `yaml:"session_keys,omitempty"`
 	// Versions are the xDS versions it was built from, by type URL.
 	Versions map[string]string `yaml:"versions,omitempty"`
 }
@@ -199,6 +216,7 @@ type Part struct {
 // expressed in a config and is left out, named in dropped.
 func (r resources) part(local string, base []config.Region) (p Part, dropped []string, err error) {
 	p.Region = local
+	p.SessionKeys = string(r.keys)
 	var view []api.Region
 	for _, name := range slices.Sorted(maps.Keys(r.clusters)) {
 		view = r.clusters[name].policy.Regions
@@ -305,6 +323,11 @@ func Merge(base *config.Config, p Part) (*config.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("xds: %w", err)
 	}
+	if p.SessionKeys != "" {
+		if out.Session.Keys, err = consistency.ParseKeyRing([]byte(p.SessionKeys)); err != nil {
+			return nil, fmt.Errorf("xds: session keys: %w", err)
+		}
+	}
 	return out, nil
 }
 
@@ -344,4 +367,40 @@ func decodePart(b []byte) (Part, error) {
 		return Part{}, errors.New("region: is required")
 	}
 	return p, nil
+}
+
+// decodeSecrets decodes an SDS response: nothing (the control plane has no ring), or the
+// secret api.SessionKeysSecret, a generic secret whose inline bytes are a valid key ring.
+func decodeSecrets(list []*anypb.Any) ([]byte, error) {
+	var keys []byte
+	var errs []error
+	for i, a := range list {
+		sec := new(tlsv3.Secret)
+		if a.GetTypeUrl() != SecretType {
+			errs = append(errs, fmt.Errorf("resources[%d]: type %q, want %s", i, a.GetTypeUrl(), SecretType))
+			continue
+		}
+		if err := a.UnmarshalTo(sec); err != nil {
+			errs = append(errs, fmt.Errorf("resources[%d]: %w", i, err))
+			continue
+		}
+		if sec.GetName() != api.SessionKeysSecret {
+			errs = append(errs, fmt.Errorf("resources[%d]: secret %q was not asked for (only %q)", i, sec.GetName(), api.SessionKeysSecret))
+			continue
+		}
+		b := sec.GetGenericSecret().GetSecret().GetInlineBytes()
+		if b == nil {
+			errs = append(errs, fmt.Errorf("secret %q: want a generic_secret with inline_bytes", sec.GetName()))
+			continue
+		}
+		if _, err := consistency.ParseKeyRing(b); err != nil {
+			errs = append(errs, fmt.Errorf("secret %q: %w", sec.GetName(), err))
+			continue
+		}
+		keys = b
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("SDS: %w", err)
+	}
+	return keys, nil
 }

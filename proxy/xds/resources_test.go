@@ -1,6 +1,8 @@
 package xds
 
 import (
+	"bytes"
+	"encoding/base64"
 	"strings"
 	"testing"
 	"time"
@@ -8,6 +10,7 @@ import (
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -90,6 +93,10 @@ func TestPart(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := resources{clusters: clusters, clas: clas}
+	if r.complete() {
+		t.Fatal("complete before SDS answered")
+	}
+	r.keysSeen = true
 	if !r.complete() {
 		t.Fatal("incomplete")
 	}
@@ -204,5 +211,44 @@ services:
 	}
 	if p.Services[0].Breaker.ConsecutiveFailures != 0 {
 		t.Error("Merge modified the part")
+	}
+}
+
+func genericSecret(name string, b []byte) *tlsv3.Secret {
+	return &tlsv3.Secret{Name: name, Type: &tlsv3.Secret_GenericSecret{GenericSecret: &tlsv3.GenericSecret{
+		Secret: &corev3.DataSource{Specifier: &corev3.DataSource_InlineBytes{InlineBytes: b}},
+	}}}
+}
+
+// An SDS update the sidecar cannot use is an error (the client NACKs it and keeps its
+// last good ring); the error never shows the secret.
+func TestDecodeSecrets(t *testing.T) {
+	good := []byte("keys:\n  - id: k1\n    secret: " + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32)) +
+		"\n    sign_from: 2026-11-01T00:00:00Z\n    expires: 2027-03-01T00:00:00Z\n")
+	if b, err := decodeSecrets(anys(t, genericSecret(api.SessionKeysSecret, good))); err != nil || !bytes.Equal(b, good) {
+		t.Fatalf("decodeSecrets(good) = %q, %v", b, err)
+	}
+	if b, err := decodeSecrets(nil); err != nil || b != nil {
+		t.Fatalf("decodeSecrets(none) = %q, %v; want no ring", b, err)
+	}
+	short := bytes.Replace(good, []byte(base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))), []byte("c2hvcnQ="), 1)
+	for name, tc := range map[string]struct {
+		secret *tlsv3.Secret
+		want   string
+	}{
+		"other name":  {genericSecret("db-password", good), `SDS: resources[0]: secret "db-password" was not asked for (only "geode-session-keys")`},
+		"not generic": {&tlsv3.Secret{Name: api.SessionKeysSecret}, `SDS: secret "geode-session-keys": want a generic_secret with inline_bytes`},
+		"short key":   {genericSecret(api.SessionKeysSecret, short), `SDS: secret "geode-session-keys": key ring: keys[0] ("k1"): secret is 5 bytes, at least 32 are required`},
+		"not yaml":    {genericSecret(api.SessionKeysSecret, []byte("\x00\x01")), `SDS: secret "geode-session-keys": key file: `},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := decodeSecrets(anys(t, tc.secret))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want it to contain %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))) {
+				t.Fatalf("error shows the secret: %v", err)
+			}
+		})
 	}
 }
