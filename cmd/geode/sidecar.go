@@ -1,12 +1,14 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -35,7 +37,8 @@ func runSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	xdsCache := fs.String("xds-cache", "", "`file` keeping the last good state from the control plane, for a start without one")
 	nodeID := fs.String("node-id", "", "this sidecar's node id at the control plane (default: the one its --tls-cert names; with --insecure, host name and region)")
 	zone := fs.String("zone", "", "this sidecar's zone within its region")
-	service := fs.String("service", "", "the service this sidecar's app serves (registration data for the control plane)")
+	service := fs.String("service", "", "with --xds, register this sidecar's inbound listener as an endpoint of this `service` (declared in the control plane's manifests)")
+	advertise := fs.String("advertise", "", "with --service, the `host:port` other regions reach the inbound listener at (default: listeners.inbound, which must then name a host)")
 	tlsf := addTLSFlags(fs, "geode sidecar", "--xds talks",
 		"talk plaintext to the control plane, without mTLS (demos and tests only)",
 		"client certificate `file` for the control plane (PEM; SPIFFE ID spiffe://<trust-domain>/geode/region/<region>/node/<node-id>); reloaded on change",
@@ -134,9 +137,21 @@ func runSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if err != nil {
 			return err
 		}
+		// Registration: the control plane serves the advertised address as an endpoint of
+		// --service for as long as this sidecar's streams live; without --service it
+		// registers nothing (an address alone would be refused).
+		var address string
+		if *service != "" {
+			if address = cmp.Or(*advertise, c.Listeners.Inbound); address == "" {
+				return errors.New("geode sidecar: --service needs an inbound listener (listeners.inbound) or --advertise")
+			}
+			if host, _, err := net.SplitHostPort(address); err != nil || host == "" || net.ParseIP(host).IsUnspecified() {
+				return fmt.Errorf("geode sidecar: --service: %q is not an address other regions can reach: give --advertise host:port", address)
+			}
+		}
 		client, err := xds.New(xds.Options{
 			Server: *xdsServer, DialOptions: []grpc.DialOption{grpc.WithTransportCredentials(creds)},
-			NodeID: id, Zone: *zone, Service: *service, Address: c.Listeners.Inbound,
+			NodeID: id, Zone: *zone, Service: *service, Address: address,
 			Base: c, Apply: sc.Apply, CacheFile: *xdsCache, Logger: log.With("component", "xds"),
 			Outcomes: sc.TakeOutcomes, // region outcomes for the control plane's health (LRS)
 		})

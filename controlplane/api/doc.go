@@ -22,7 +22,9 @@
 // those that ask for them by name, over mTLS).
 //
 // Node metadata: a sidecar names its region, service and inbound address in its xDS
-// node (Node*Key), registration data for the control plane.
+// node (Node*Key), registration data for the control plane: it serves the address as an
+// endpoint of the service while the node's streams live. The control plane refuses a
+// geode.* key other than these, and a service without an address or the reverse.
 //
 // Compatibility: field names are wire names; add fields, never rename or repurpose one.
 // Decode rejects unknown fields and a SchemaVersion it does not know, so a sidecar that is

@@ -78,13 +78,16 @@ type NACK struct {
 // Status is the control plane's view of its clients.
 type Status struct {
 	Clients []ClientStatus `json:"clients"`
-	// Refused counts streams refused for a missing or unknown region, or for a node
-	// id or region that differs from the client's certificate.
+	// Refused counts streams refused for a missing or unknown region, for a node id or
+	// region that differs from the client's certificate, or for a registration refused
+	// (Registrations.RefusedByReason says why).
 	Refused int64 `json:"refused"`
 	// NACKs counts rejected updates over all clients.
 	NACKs int64 `json:"nacks"`
 	// LoadReports are the sidecars' region outcome reports over LRS.
 	LoadReports LoadReports `json:"load_reports"`
+	// Registrations are the endpoints sidecars registered through node metadata.
+	Registrations RegistrationStatus `json:"registrations"`
 }
 
 type sent struct{ nonce, version string }
@@ -113,6 +116,7 @@ func peerOf(ctx context.Context) peerIdentity {
 type clients struct {
 	log     *slog.Logger
 	regions func(string) bool // whether a region is known
+	reg     *registry         // nil: node metadata registers nothing
 
 	mu sync.Mutex
 	// streams is keyed by protocol and id: go-control-plane numbers state-of-the-world
@@ -189,8 +193,11 @@ func (c *clients) open(k streamKey, p peerIdentity) {
 
 func (c *clients) close(k streamKey) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	delete(c.streams, k)
+	c.mu.Unlock()
+	if c.reg != nil {
+		c.reg.detach(refOf(k))
+	}
 }
 
 // checkNode refuses a node whose region is missing or unknown.
@@ -254,6 +261,12 @@ func (c *clients) request(k streamKey, node *corev3.Node, typeURL, nonce, versio
 		}
 		if err := c.checkIdentity(node, cl.peer); err != nil {
 			return err
+		}
+		if c.reg != nil {
+			if err := c.reg.attach(refOf(k), node, cl.peer); err != nil {
+				c.countRefused()
+				return err
+			}
 		}
 	}
 	c.mu.Lock()
@@ -322,4 +335,10 @@ func clone(m map[string]string) map[string]string {
 		out[k] = v
 	}
 	return out
+}
+
+func (c *clients) countRefused() {
+	c.mu.Lock()
+	c.refused++
+	c.mu.Unlock()
 }

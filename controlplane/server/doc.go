@@ -61,12 +61,40 @@
 // report the state machine refuses is logged and counted; neither ends the stream.
 // /status shows the counts under load_reports.
 //
+// Registration (registry.go): a sidecar registers its own endpoint, so a fleet works
+// without Kubernetes. When the first request of an ADS stream (SotW or delta) or of an
+// LRS stream carries node metadata geode.service and geode.address (host:port of its
+// inbound listener), the address becomes an endpoint of that service in the node's
+// region, zone node.locality.zone, for as long as one of the node's streams carrying
+// it lives. Registered endpoints are kept apart from the manifests' model (base) and
+// merged into it at every publish (model.WithEndpoints): a manifest reload keeps them,
+// and they never outlive their streams. The manifests stay the source of services and
+// their policy: registering for a service they do not declare is refused; one a reload
+// removes keeps its registration, unserved, until the service comes back or the
+// stream ends. An address the manifests list already is served once, as listed.
+// Changes are gathered for Options.RegistrationDelay (100ms) and published together:
+// 100 sidecars registering at once cost one republish, not 100.
+//
+// Refused registrations end the stream with a status naming the field, are logged and
+// counted (/status registrations.refused_by_reason), and change nothing else:
+// InvalidArgument for an unknown geode.* metadata key (keys outside the geode. prefix
+// are other software's and ignored), a non-string value, geode.service without
+// geode.address or the reverse, an address that is not host:port with a port in
+// [1,65535], a host that is unspecified (0.0.0.0) or neither an IP address nor a DNS
+// name, a bad zone, no node id, or an unknown service; ResourceExhausted for a node
+// that already registers a different endpoint (one per node id, which over mTLS is
+// its certificate's), a node registering more often than its churn limit (a token
+// bucket: 10 streams at once, then one a second), or past Options.MaxRegistrations
+// (10,000) registered endpoints. /config_dump lists the registrations: node id,
+// identity, service, region, zone, address, since, streams, and whether each is
+// served.
+//
 // Concurrency: Server's methods are safe for concurrent use. Run starts the only
-// goroutines (the gRPC and HTTP servers and the health ticker; gRPC runs each LRS stream's
+// goroutines (the gRPC and HTTP servers, the health ticker and the registration
+// publisher; gRPC runs each LRS stream's
 // receiver, which ends with the stream) and returns when ctx is done and they have
 // stopped. New starts nothing.
 //
-// TODO(issue 4, later steps): mTLS with identity/region binding; registration of
-// endpoints through node metadata; bounded per-client queues; region summaries from
-// sidecars and peers.
+// TODO(issue 4, later steps): mTLS with identity/region binding; bounded per-client
+// queues; region summaries from sidecars and peers.
 package server

@@ -18,6 +18,13 @@ import (
 // with its xDS address and admin base URL.
 func startControlPlane(t *testing.T, m *model.Model) (s *Server, xdsAddr, adminURL string) {
 	t.Helper()
+	return startControlPlaneWith(t, Options{Model: m})
+}
+
+// startControlPlaneWith is startControlPlane with options; the listeners are the
+// harness's.
+func startControlPlaneWith(t *testing.T, o Options) (s *Server, xdsAddr, adminURL string) {
+	t.Helper()
 	xl, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -26,7 +33,8 @@ func startControlPlane(t *testing.T, m *model.Model) (s *Server, xdsAddr, adminU
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err = New(Options{Model: m, XDS: xl, Admin: al})
+	o.XDS, o.Admin = xl, al
+	s, err = New(o)
 	if err != nil {
 		t.Fatal(err)
 	}

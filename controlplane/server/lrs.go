@@ -48,6 +48,14 @@ func (l *lrsServer) StreamLoadStats(st lrsv3.LoadReportingService_StreamLoadStat
 	if reporter == "" {
 		return status.Error(codes.InvalidArgument, "geode control plane: load reports need node.id")
 	}
+	// The LRS stream carries the node's registration too: it lives while either of
+	// the sidecar's streams does.
+	ref := streamRef{kind: refLRS, id: s.registry.lrsIDs.Add(1)}
+	if err := s.registry.attach(ref, node, peerOf(st.Context())); err != nil {
+		s.clients.countRefused()
+		return err
+	}
+	defer s.registry.detach(ref)
 	if err := st.Send(&lrsv3.LoadStatsResponse{
 		SendAllClusters:       true,
 		LoadReportingInterval: durationpb.New(s.lrsInterval),

@@ -50,6 +50,12 @@ type Options struct {
 	// Region is this control plane's own region, which it is authoritative for and
 	// serves to peers through peering.Server (OwnSummary, peer.go); "" disables peering.
 	Region string
+	// MaxRegistrations caps the endpoints sidecars register through node metadata
+	// (registry.go); zero means DefaultMaxRegistrations.
+	MaxRegistrations int
+	// RegistrationDelay gathers registration changes into one republish; zero means
+	// DefaultRegistrationDelay.
+	RegistrationDelay time.Duration
 }
 
 // Server serves xDS and the admin API for one control plane.
@@ -66,6 +72,7 @@ type Server struct {
 	proxyless cache.SnapshotCache
 	clients   *clients
 	health    *health.Tracker
+	registry  *registry // endpoints registered through node metadata (registry.go)
 
 	lrsInterval                                    time.Duration
 	lrsStreams, lrsReports, lrsRefused, lrsSkipped atomic.Int64
@@ -110,6 +117,10 @@ func New(o Options) (*Server, error) {
 		return nil, err
 	}
 	s.clients = newClients(log, s.knownRegion)
+	if s.registry, err = newRegistry(log, s.regions.Load, o.MaxRegistrations, o.RegistrationDelay); err != nil {
+		return nil, err
+	}
+	s.clients.reg = s.registry
 	tr, err := health.New(o.Health, o.Model.RegionNames())
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
@@ -186,7 +197,7 @@ func (s *Server) RestoreRegion(ctx context.Context, region string) error {
 // the computed state (health.Effective); a region without override whose configured
 // state is healthy and whose computed ramp is in progress is published ramped.
 func (s *Server) publishLocked(ctx context.Context, base *model.Model, overrides map[string]affinity.RegionState) error {
-	cur := base
+	cur := s.withRegistrations(base) // base stays the manifests' model
 	ramp := map[string]int{}
 	for _, reg := range base.Regions() {
 		var o *affinity.RegionState
@@ -366,6 +377,7 @@ func (s *Server) Versions() map[string]string {
 func (s *Server) Status() Status {
 	st := s.clients.status()
 	st.LoadReports = s.loadReports()
+	st.Registrations = s.registry.status()
 	return st
 }
 
@@ -396,6 +408,7 @@ func (s *Server) Run(ctx context.Context) error {
 			}
 		}
 	})
+	g.Go(func() error { return s.runRegistrations(gctx) })
 	g.Go(func() error {
 		if err := gs.Serve(s.xdsLis); err != nil {
 			return fmt.Errorf("xds server: %w", err)
@@ -480,6 +493,9 @@ type ConfigDump struct {
 	Services     []model.Service   `json:"services"`
 	Snapshots    map[string]string `json:"snapshot_versions"` // region → version
 	Peers        []PeerDump        `json:"peers,omitempty"`   // peer control planes (peer.go)
+	// Registrations are the endpoints sidecars registered (registry.go); Services
+	// include the ones served.
+	Registrations []RegistrationDump `json:"registrations"`
 }
 
 // RegionDump is one region in a ConfigDump.
@@ -512,6 +528,7 @@ func (s *Server) ConfigDump() ConfigDump {
 		d.Regions = append(d.Regions, rd)
 	}
 	d.Peers = s.peerDumpLocked()
+	d.Registrations = s.registry.dump(s.base)
 	return d
 }
 

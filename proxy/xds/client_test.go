@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -162,6 +163,7 @@ type meshSidecar struct {
 	client   *xds.Client
 	outbound string
 	http     *http.Client
+	stop     func() // stops the sidecar and its xDS client; also at the test's end
 }
 
 func startSidecar(t *testing.T, xdsAddr, nodeID, cacheFile string) *meshSidecar {
@@ -173,6 +175,18 @@ func startSidecar(t *testing.T, xdsAddr, nodeID, cacheFile string) *meshSidecar 
 // outcomes to the control plane (Options.Outcomes).
 func startSidecarWith(t *testing.T, baseYAML, xdsAddr, nodeID, cacheFile string) *meshSidecar {
 	t.Helper()
+	return startMeshSidecar(t, baseYAML, xdsAddr, nodeID, cacheFile, sidecarRegistration{})
+}
+
+// sidecarRegistration is what a sidecar registers at the control plane: its inbound
+// listener (on inbound, when set) as an endpoint of service.
+type sidecarRegistration struct {
+	service string
+	inbound net.Listener
+}
+
+func startMeshSidecar(t *testing.T, baseYAML, xdsAddr, nodeID, cacheFile string, reg sidecarRegistration) *meshSidecar {
+	t.Helper()
 	base, err := config.Parse([]byte(baseYAML))
 	if err != nil {
 		t.Fatal(err)
@@ -181,14 +195,18 @@ func startSidecarWith(t *testing.T, baseYAML, xdsAddr, nodeID, cacheFile string)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sc, err := sidecar.New(sidecar.Options{Config: base, Outbound: out})
+	var address string
+	if reg.inbound != nil {
+		address = reg.inbound.Addr().String()
+	}
+	sc, err := sidecar.New(sidecar.Options{Config: base, Outbound: out, Inbound: reg.inbound})
 	if err != nil {
 		t.Fatal(err)
 	}
 	client, err := xds.New(xds.Options{
 		Server:      xdsAddr,
 		DialOptions: []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())},
-		NodeID:      nodeID, Zone: "us-east-a", Service: "app", Address: "127.0.0.1:9",
+		NodeID:      nodeID, Zone: base.Region + "-a", Service: reg.service, Address: address,
 		Base: base, Apply: sc.Apply, CacheFile: cacheFile, Outcomes: sc.TakeOutcomes,
 		ColdStartAfter: 300 * time.Millisecond, MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond,
 	})
@@ -200,7 +218,7 @@ func startSidecarWith(t *testing.T, baseYAML, xdsAddr, nodeID, cacheFile string)
 	go func() { scDone <- sc.Run(ctx) }()
 	go func() { xdsDone <- client.Run(ctx) }()
 	m := &meshSidecar{Sidecar: sc, client: client, outbound: out.Addr().String(), http: &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{}}}
-	t.Cleanup(func() {
+	m.stop = sync.OnceFunc(func() {
 		cancel()
 		for name, ch := range map[string]chan error{"sidecar": scDone, "xds client": xdsDone} {
 			select {
@@ -214,6 +232,7 @@ func startSidecarWith(t *testing.T, baseYAML, xdsAddr, nodeID, cacheFile string)
 		}
 		m.http.CloseIdleConnections()
 	})
+	t.Cleanup(m.stop)
 	return m
 }
 
