@@ -271,7 +271,8 @@ func (s *Source) ServerConfig() *tls.Config {
 
 // ClientConfig is the sidecar's side: it presents the current certificate and
 // accepts a server whose chain ends in the current bundle and whose SPIFFE ID is a
-// control plane's (spiffe://<td>/geode/controlplane...) in its trust domain. Host
+// control plane's (spiffe://<td>/geode/region/<region>/controlplane or
+// spiffe://<td>/geode/controlplane...) in its trust domain. Host
 // names are not checked (the standard library's name check is off, the chain and the
 // SPIFFE ID are checked in VerifyPeerCertificate instead). Wrap it in
 // credentials.NewTLS for grpc.WithTransportCredentials.
