@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -125,10 +126,14 @@ func printStatus(w io.Writer, st server.Status) error {
 			cols = append(cols, t)
 		}
 	}
+	registered := slices.ContainsFunc(st.Clients, func(c server.ClientStatus) bool { return c.Registered != "" })
 	tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
 	head := []string{"NODE", "REGION", "PROTOCOL"}
 	for _, t := range cols {
 		head = append(head, typeName(t))
+	}
+	if registered {
+		head = append(head, "REGISTERED")
 	}
 	head = append(head, "LAST NACK")
 	fmt.Fprintln(tw, strings.Join(head, "\t"))
@@ -141,6 +146,9 @@ func printStatus(w io.Writer, st server.Status) error {
 		for _, t := range cols {
 			row = append(row, syncState(c, t))
 		}
+		if registered {
+			row = append(row, orDash(c.Registered))
+		}
 		nack := "-"
 		if n := c.LastNACK; n != nil {
 			nack = fmt.Sprintf("%s %s: %s", typeName(n.TypeURL), shortVersion(n.Version), oneLine(n.Error))
@@ -151,8 +159,23 @@ func printStatus(w io.Writer, st server.Status) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	_, err := fmt.Fprintf(w, "%d clients; %d streams refused, %d NACKs since start\n", len(st.Clients), st.Refused, st.NACKs)
-	return err
+	if _, err := fmt.Fprintf(w, "%d clients; %d streams refused, %d NACKs since start\n", len(st.Clients), st.Refused, st.NACKs); err != nil {
+		return err
+	}
+	if r := st.Registrations; r.Active > 0 || r.Registered > 0 || r.Refused > 0 {
+		var why []string
+		for _, reason := range slices.Sorted(maps.Keys(r.RefusedByReason)) {
+			why = append(why, fmt.Sprintf("%s %d", reason, r.RefusedByReason[reason]))
+		}
+		line := fmt.Sprintf("%d endpoints registered (at most %d); %d registrations refused", r.Active, r.Max, r.Refused)
+		if len(why) > 0 {
+			line += " (" + strings.Join(why, ", ") + ")"
+		}
+		if _, err := fmt.Fprintln(w, line); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func orDash(s string) string {

@@ -59,6 +59,8 @@ type ClientStatus struct {
 	ConnectedAt time.Time `json:"connected_at"`
 	// Identity is the SPIFFE ID of the client's certificate; empty without mTLS.
 	Identity string `json:"identity,omitempty"`
+	// Registered is the endpoint the stream registers, "service@address" (registry.go).
+	Registered string `json:"registered,omitempty"`
 	// Acked maps a type URL to the last version the client ACKed.
 	Acked map[string]string `json:"acked"`
 	// Sent maps a type URL to the last version sent.
@@ -262,17 +264,20 @@ func (c *clients) request(k streamKey, node *corev3.Node, typeURL, nonce, versio
 		if err := c.checkIdentity(node, cl.peer); err != nil {
 			return err
 		}
-		if c.reg != nil {
-			if err := c.reg.attach(refOf(k), node, cl.peer); err != nil {
-				c.countRefused()
-				return err
-			}
+	}
+	var registered string
+	if first && c.reg != nil {
+		var err error
+		if registered, err = c.reg.attach(refOf(k), node, cl.peer); err != nil {
+			c.countRefused()
+			return err
 		}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if first {
 		cl.nodeSeen = true
+		cl.Registered = registered
 		cl.NodeID = node.GetId()
 		cl.Region, _ = NodeRegion(node)
 	}

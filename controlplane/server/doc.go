@@ -91,9 +91,8 @@
 //
 // Concurrency: Server's methods are safe for concurrent use. Run starts the only
 // goroutines (the gRPC and HTTP servers, the health ticker and the registration
-// publisher; gRPC runs each LRS stream's
-// receiver, which ends with the stream) and returns when ctx is done and they have
-// stopped. New starts nothing.
+// publisher; gRPC runs each LRS stream's receiver, which ends with the stream) and
+// returns when ctx is done and they have stopped. New starts nothing.
 //
 // TODO(issue 4, later steps): mTLS with identity/region binding; bounded per-client
 // queues; region summaries from sidecars and peers.

@@ -51,7 +51,7 @@ func (l *lrsServer) StreamLoadStats(st lrsv3.LoadReportingService_StreamLoadStat
 	// The LRS stream carries the node's registration too: it lives while either of
 	// the sidecar's streams does.
 	ref := streamRef{kind: refLRS, id: s.registry.lrsIDs.Add(1)}
-	if err := s.registry.attach(ref, node, peerOf(st.Context())); err != nil {
+	if _, err := s.registry.attach(ref, node, peerOf(st.Context())); err != nil {
 		s.clients.countRefused()
 		return err
 	}

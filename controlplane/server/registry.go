@@ -197,22 +197,26 @@ func newRegistry(log *slog.Logger, m func() *model.Model, max int, delay time.Du
 }
 
 // attach checks a stream's node metadata and, when it registers an endpoint, adds the
-// stream to the node's registration (making it if need be). A refusal is a gRPC status
-// naming the field, counted by reason and logged; nothing else changes.
-func (r *registry) attach(ref streamRef, node *corev3.Node, p peerIdentity) error {
+// stream to the node's registration (making it if need be) and returns it as
+// "service@address". A refusal is a gRPC status naming the field, counted by reason
+// and logged; nothing else changes.
+func (r *registry) attach(ref streamRef, node *corev3.Node, p peerIdentity) (string, error) {
 	reg, rf := r.parse(node, p)
 	if rf == nil && reg != nil {
 		rf = r.add(ref, reg)
 	}
 	if rf == nil {
-		return nil
+		if reg == nil {
+			return "", nil
+		}
+		return reg.service + "@" + reg.address, nil
 	}
 	r.mu.Lock()
 	r.refused[rf.reason]++
 	r.total++
 	r.mu.Unlock()
 	r.log.Warn("xds registration refused", "node", node.GetId(), "reason", rf.reason, "err", rf.err)
-	return status.Error(rf.code, "geode control plane: "+rf.err.Error())
+	return "", status.Error(rf.code, "geode control plane: "+rf.err.Error())
 }
 
 // parse reads the registration a node's metadata asks for: nil when it asks for none.
