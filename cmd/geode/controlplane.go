@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
@@ -38,6 +39,7 @@ func runControlplane(ctx context.Context, args []string, stdout, stderr io.Write
 	check := fs.Bool("check", false, "validate the manifests and exit")
 	debounce := fs.Duration("reload-debounce", source.DefaultDebounce, "wait this long after the last change in --config before reloading")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	sendTimeout := fs.Duration("send-timeout", server.DefaultSendTimeout, "disconnect (and count) an xDS client that leaves a response unread this long; 0 or less: never")
 	region := fs.String("region", "", "this control plane's own `region` (authoritative for it; served to peers); required with --peer and --peer-listen")
 	peerListen := fs.String("peer-listen", "", "peering listen `address`: serves this region's summary to the other regions' control planes (mTLS, control-plane certificates only); empty: not served")
 	var peers peerFlag
@@ -87,7 +89,7 @@ func runControlplane(ctx context.Context, args []string, stdout, stderr io.Write
 		return err
 	case !mutual:
 		log.Warn("INSECURE: xDS is served in plaintext without client authentication; any client that reaches " +
-			*listen + " can read the fleet's configuration and claim any node and region. Use --insecure only for demos and tests.")
+			*listen + " can read the fleet's configuration, its session-token keys (SDS) included, and claim any node and region. Use --insecure only for demos and tests.")
 		if peered {
 			log.Warn("INSECURE: peering runs in plaintext without authentication; anyone who reaches --peer-listen " + *peerListen +
 				" can read this region's state, and anyone on the path to a --peer can forge its region's state. Use --insecure only for demos and tests.")
@@ -141,7 +143,7 @@ func runControlplane(ctx context.Context, args []string, stdout, stderr io.Write
 			pl.Close()
 		}
 	}
-	s, err := server.New(server.Options{Model: m, XDS: xl, Admin: al, Logger: log, GRPCOptions: grpcOpts, Region: *region})
+	s, err := server.New(server.Options{Model: m, XDS: xl, Admin: al, Logger: log, GRPCOptions: grpcOpts, Region: *region, SendTimeout: sendTimeoutOption(*sendTimeout)})
 	if err != nil {
 		closeAll()
 		return err
@@ -228,4 +230,13 @@ func (f *peerFlag) Set(v string) error {
 	}
 	*f = append(*f, p)
 	return nil
+}
+
+// sendTimeoutOption maps --send-timeout to server.Options.SendTimeout, where zero means
+// the default and a negative value disables the check.
+func sendTimeoutOption(d time.Duration) time.Duration {
+	if d <= 0 {
+		return -1
+	}
+	return d
 }

@@ -86,6 +86,9 @@ type Status struct {
 	Refused int64 `json:"refused"`
 	// NACKs counts rejected updates over all clients.
 	NACKs int64 `json:"nacks"`
+	// SlowDisconnected counts streams ended because a response waited longer than
+	// Options.SendTimeout for the client to read (stall.go).
+	SlowDisconnected int64 `json:"slow_disconnected"`
 	// LoadReports are the sidecars' region outcome reports over LRS.
 	LoadReports LoadReports `json:"load_reports"`
 	// Registrations are the endpoints sidecars registered through node metadata.

@@ -89,11 +89,20 @@
 // identity, service, region, zone, address, since, streams, and whether each is
 // served.
 //
-// Concurrency: Server's methods are safe for concurrent use. Run starts the only
-// goroutines (the gRPC and HTTP servers, the health ticker and the registration
-// publisher; gRPC runs each LRS stream's receiver, which ends with the stream) and
-// returns when ctx is done and they have stopped. New starts nothing.
+// Session keys: a model with a session key ring (the manifests' Secret
+// geode-session-keys) is published with an SDS secret of that name in every region's
+// snapshot (translate); /config_dump shows the ring's fingerprint and key ids, never a
+// secret. Served to whoever asks for it by name: over mTLS, fleet members only.
 //
-// TODO(issue 4, later steps): mTLS with identity/region binding; bounded per-client
-// queues; region summaries from sidecars and peers.
+// Slow clients (stall.go): each stream's queue is bounded by go-control-plane itself (one
+// pending response per type), and SetSnapshot never waits for a client, so a client that
+// does not read holds up no push. A response that waits longer than
+// Options.SendTimeout (default 30s, --send-timeout) for the client to read ends that
+// stream with ResourceExhausted; /status counts it as slow_disconnected.
+//
+// Concurrency: Server's methods are safe for concurrent use. Run starts the only
+// goroutines (the gRPC and HTTP servers, the health ticker, the registration publisher
+// and the stall sweep; gRPC runs each stream's handler, and the stall guard runs it on a
+// goroutine of its own so it can end a stalled stream) and returns when ctx is done and
+// they have stopped. New starts nothing.
 package server

@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/geodemesh/geode/affinity"
+	"github.com/geodemesh/geode/consistency"
 	"github.com/geodemesh/geode/controlplane/health"
 	"github.com/geodemesh/geode/controlplane/model"
 	"github.com/geodemesh/geode/controlplane/translate"
@@ -47,6 +48,10 @@ type Options struct {
 	// connection, which feed the region state machine like POST /reports; zero means
 	// DefaultLoadReportInterval.
 	LoadReportInterval time.Duration
+	// SendTimeout is how long one response may wait for a client to read before the
+	// client is disconnected as too slow (stall.go); zero means DefaultSendTimeout,
+	// negative disables the check.
+	SendTimeout time.Duration
 	// Region is this control plane's own region, which it is authoritative for and
 	// serves to peers through peering.Server (OwnSummary, peer.go); "" disables peering.
 	Region string
@@ -72,6 +77,7 @@ type Server struct {
 	proxyless cache.SnapshotCache
 	clients   *clients
 	health    *health.Tracker
+	stalls    *stallGuard
 	registry  *registry // endpoints registered through node metadata (registry.go)
 
 	lrsInterval                                    time.Duration
@@ -113,6 +119,10 @@ func New(o Options) (*Server, error) {
 		versions:  map[string]string{},
 		peer:      peerState{own: o.Region},
 	}
+	if o.SendTimeout == 0 {
+		o.SendTimeout = DefaultSendTimeout
+	}
+	s.stalls = newStallGuard(o.SendTimeout)
 	if s.lrsInterval, err = checkLoadReportInterval(o.LoadReportInterval); err != nil {
 		return nil, err
 	}
@@ -378,12 +388,13 @@ func (s *Server) Status() Status {
 	st := s.clients.status()
 	st.LoadReports = s.loadReports()
 	st.Registrations = s.registry.status()
+	st.SlowDisconnected = s.stalls.disconnected.Load()
 	return st
 }
 
 // Run serves xDS and the admin API until ctx is done, then stops both.
 func (s *Server) Run(ctx context.Context) error {
-	gs := grpc.NewServer(s.grpcOpts...)
+	gs := grpc.NewServer(append(slices.Clone(s.grpcOpts), grpc.ChainStreamInterceptor(s.stalls.intercept))...)
 	caches := &cache.MuxCache{
 		Classify:      func(r *cache.Request) string { return clientKind(r.GetNode()) },
 		ClassifyDelta: func(r *cache.DeltaRequest) string { return clientKind(r.GetNode()) },
@@ -394,6 +405,10 @@ func (s *Server) Run(ctx context.Context) error {
 	lrsv3.RegisterLoadReportingServiceServer(gs, &lrsServer{s: s, ctx: ctx})
 
 	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		s.stalls.run(gctx)
+		return nil
+	})
 	g.Go(func() error {
 		t := time.NewTicker(s.health.Config().Interval)
 		defer t.Stop()
@@ -496,6 +511,16 @@ type ConfigDump struct {
 	// Registrations are the endpoints sidecars registered (registry.go); Services
 	// include the ones served.
 	Registrations []RegistrationDump `json:"registrations"`
+	// SessionKeys describes the session key ring sent to sidecars as an SDS secret,
+	// without its secrets; nil when the manifests have none.
+	SessionKeys *SessionKeysDump `json:"session_keys,omitempty"`
+}
+
+// SessionKeysDump is the session key ring in a ConfigDump: its fingerprint (which
+// sidecars show too) and its keys' ids and validity.
+type SessionKeysDump struct {
+	Fingerprint string                `json:"fingerprint"`
+	Keys        []consistency.KeyInfo `json:"keys"`
 }
 
 // RegionDump is one region in a ConfigDump.
@@ -529,6 +554,9 @@ func (s *Server) ConfigDump() ConfigDump {
 	}
 	d.Peers = s.peerDumpLocked()
 	d.Registrations = s.registry.dump(s.base)
+	if kr := s.current.SessionKeys(); kr != nil {
+		d.SessionKeys = &SessionKeysDump{Fingerprint: kr.Fingerprint(), Keys: kr.Info()}
+	}
 	return d
 }
 

@@ -3,6 +3,8 @@ package xds_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"net/http"
 	"path/filepath"
 	"testing"
@@ -73,6 +75,18 @@ func TestSessionKeysFromTheControlPlane(t *testing.T) {
 	if dump == nil || dump.Source != "control plane" || dump.Fingerprint != first.Fingerprint() {
 		t.Fatalf("config_dump session_keys = %+v, want the control plane's ring %s", dump, first.Fingerprint())
 	}
+	if cd := cp.ConfigDump().SessionKeys; cd == nil || cd.Fingerprint != first.Fingerprint() || cd.Keys[0].ID != "first" {
+		t.Fatalf("control plane config_dump session_keys = %+v, want the ring's fingerprint and key ids", cd)
+	}
+	for what, dump := range map[string]any{"control plane": cp.ConfigDump(), "sidecar": sc.ConfigDump()} {
+		b, err := json.Marshal(dump)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(b, []byte(base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32)))) {
+			t.Fatalf("the %s's config_dump shows the session key's secret", what)
+		}
+	}
 	before := sc.client.Status().Acked
 
 	if err := cp.SetModel(context.Background(), withRing(t, plain, second)); err != nil {
@@ -90,13 +104,11 @@ func TestSessionKeysFromTheControlPlane(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cold, err := xds.LoadCache(cache, base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cold.Session.Keys == nil || cold.Session.Keys.Fingerprint() != second.Fingerprint() {
-		t.Fatalf("cached state's session keys = %v, want the rotated ring", cold.Session.Keys)
-	}
+	// The state is persisted right after it is applied: wait for the write.
+	eventually(t, 5*time.Second, "the rotated ring in the cache file", func() bool {
+		cold, err := xds.LoadCache(cache, base)
+		return err == nil && cold.Session.Keys != nil && cold.Session.Keys.Fingerprint() == second.Fingerprint()
+	})
 
 	// No ring from the control plane (and no keys file): no session tokens.
 	if err := cp.SetModel(context.Background(), plain); err != nil {
