@@ -16,6 +16,7 @@ import (
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	"golang.org/x/time/rate"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -134,12 +135,6 @@ func (r *registration) same(o *registration) bool {
 	return r.service == o.service && r.region == o.region && r.zone == o.zone && r.address == o.address
 }
 
-// bucket is one node's churn limit.
-type bucket struct {
-	tokens float64
-	at     time.Time
-}
-
 // refusal is a refused registration: a gRPC status code and a counted reason.
 type refusal struct {
 	reason string
@@ -168,7 +163,7 @@ type registry struct {
 	mu      sync.Mutex
 	nodes   map[string]*registration // node id →
 	streams map[streamRef]string     // stream → node id
-	buckets map[string]*bucket       // node id →
+	buckets map[string]*rate.Limiter // node id → its churn limit
 	refused map[string]int64
 	total   int64
 	made    int64
@@ -192,7 +187,7 @@ func newRegistry(log *slog.Logger, m func() *model.Model, max int, delay time.Du
 		log: log, model: m, max: max, delay: delay, now: time.Now,
 		changed: make(chan struct{}, 1),
 		nodes:   map[string]*registration{}, streams: map[streamRef]string{},
-		buckets: map[string]*bucket{}, refused: map[string]int64{},
+		buckets: map[string]*rate.Limiter{}, refused: map[string]int64{},
 	}, nil
 }
 
@@ -335,7 +330,7 @@ func (r *registry) takeLocked(node string, now time.Time) bool {
 	if !ok {
 		if len(r.buckets) >= 2*r.max+1024 {
 			for n, x := range r.buckets {
-				if _, live := r.nodes[n]; !live && x.level(now) >= registrationBurst {
+				if _, live := r.nodes[n]; !live && x.TokensAt(now) >= registrationBurst {
 					delete(r.buckets, n)
 				}
 			}
@@ -343,19 +338,10 @@ func (r *registry) takeLocked(node string, now time.Time) bool {
 				return false
 			}
 		}
-		b = &bucket{tokens: registrationBurst, at: now}
+		b = rate.NewLimiter(rate.Every(registrationRefill), registrationBurst)
 		r.buckets[node] = b
 	}
-	b.tokens, b.at = b.level(now), now
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
-}
-
-func (b *bucket) level(now time.Time) float64 {
-	return min(registrationBurst, b.tokens+float64(now.Sub(b.at))/float64(registrationRefill))
+	return b.AllowN(now, 1)
 }
 
 // detach removes a closed stream; the registration ends with its last stream.
