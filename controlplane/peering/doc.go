@@ -7,9 +7,10 @@
 //
 // A control plane with an own region (server.Options.Region, --region) serves
 // GET /peer/summary?since=VERSION&wait=DURATION on its peering listener (--peer-listen):
-// a JSON Summary {region, state, weight_factor_percent, version, time} of its own
-// region's state as computed by its health machine from its own sidecars' reports
-// (operator overrides are local to a control plane and not sent). The answer comes at
+// a JSON Summary {region, state, weight_factor_percent, override, version, time} of its
+// own region: the state its health machine computed from its own sidecars' reports and,
+// apart from it, the operator's override set on it for that region (geode region
+// drain|fence|down against the region's own control plane). The answer comes at
 // once when the version differs from since, else when it changes or after wait (a long
 // poll; at most MaxWait). The version is the publishing control plane's start time and
 // a counter, so a restarted peer is always new to its followers.
@@ -76,10 +77,14 @@
 //
 // A peer's summary is that region's computed state, merged with this control plane's
 // own evidence (reports from its own sidecars about that region): the worse state counts,
-// and on equal states the lower weight factor (so a peer's ramp propagates). Operator
-// overrides and the configured state still win as before (health.Effective). A summary
-// of this control plane's own region, of a region not in the model, or with a state the
-// health machine does not compute is refused.
+// and on equal states the lower weight factor (so a peer's ramp propagates). The peer's
+// override, when set, counts as its state when it is worse, so an operator who drains
+// a region at its own control plane drains it for every region's clients, and a restore
+// there lifts it everywhere. This control plane's own override of the region and the
+// configured state still win as before (health.Effective). A summary of this control
+// plane's own region, of a region not in the model, with a state the health machine does
+// not compute, or with an override that is not draining, down or fenced is refused.
+// Overrides of other regions set here stay local.
 //
 // # Why a long-poll over HTTP and not xDS or gossip
 //
@@ -104,7 +109,4 @@
 // ended, after ctx is done; Server.Run serves until ctx is done and ends held long
 // polls then; New and NewServer start nothing. The request timeout is StaleAfter, so a
 // request hung by a partition ends, and marks the peer stale, within the bound.
-//
-// TODO: propagating operator overrides of a region to the other regions' control
-// planes.
 package peering

@@ -25,8 +25,13 @@ type Summary struct {
 	State string `json:"state"`
 	// WeightFactor is the region's ramp factor in percent (see controlplane/health).
 	WeightFactor int `json:"weight_factor_percent"`
-	// Version changes whenever State or WeightFactor does (and when the control plane
-	// restarts); a client long-polls with ?since=Version.
+	// Override is the operator's state for the region, set on its own control plane
+	// (geode region drain|fence|down): draining, fenced or down; empty when none. Peers
+	// apply the worse of State and Override, so an operator action in a region's control
+	// plane reaches every region's clients, and a restore there lifts it everywhere.
+	Override string `json:"override,omitempty"`
+	// Version changes whenever State, WeightFactor or Override does (and when the control
+	// plane restarts); a client long-polls with ?since=Version.
 	Version string `json:"version"`
 	// Time is when the summary last changed, by the publishing control plane's clock.
 	Time time.Time `json:"time"`

@@ -319,4 +319,35 @@ func TestThreeRegionsPeered(t *testing.T) {
 		}
 		return nil
 	})
+
+	// An operator drains eu-west at eu-west's control plane: every region's clients
+	// follow, and a restore there lifts it everywhere.
+	operator := func(action string) {
+		t.Helper()
+		resp, err := http.Post("http://"+euAdmin+"/regions/eu-west/"+action, "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s eu-west: %s", action, resp.Status)
+		}
+	}
+	for _, step := range []struct{ action, state, override string }{{"drain", "draining", "draining"}, {"restore", "healthy", ""}} {
+		operator(step.action)
+		start := time.Now()
+		for _, r := range []string{"us-east", "us-west"} {
+			eventually(t, 3*time.Second, "eu-west "+step.state+" at "+r+" after "+step.action+" at eu-west", func() error {
+				d := configDump(t, cps[r].admin)
+				if p, _ := peerOf(d, "eu-west"); p.Override != step.override {
+					return fmt.Errorf("peer %+v", p)
+				}
+				if rd := regionOf(d, "eu-west"); rd.State != step.state || rd.Override != "" {
+					return fmt.Errorf("eu-west %+v", rd)
+				}
+				return nil
+			})
+		}
+		t.Logf("%s of eu-west at its own control plane reached both peers in %s", step.action, time.Since(start).Round(time.Millisecond))
+	}
 }

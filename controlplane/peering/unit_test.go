@@ -12,6 +12,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/geodemesh/geode/affinity"
 	"github.com/geodemesh/geode/controlplane/health"
 	"github.com/geodemesh/geode/controlplane/peering"
 	"github.com/geodemesh/geode/controlplane/server"
@@ -158,7 +159,37 @@ func TestWorseOfPeerAndLocal(t *testing.T) {
 	if got := state(); got != "degraded" && got != "down" {
 		t.Fatalf("eu-west with local evidence of failure, peer healthy = %s", got)
 	}
+	// A peer's operator override counts as its state; this control plane's own override
+	// of the region still wins.
+	if err := s.ApplyPeerSummary(ctx, peering.Summary{Region: "us-west", State: "healthy", Override: "fenced", WeightFactor: 100, Version: "2.1"}); err != nil {
+		t.Fatal(err)
+	}
+	usWest := func() string {
+		for _, r := range s.ConfigDump().Regions {
+			if r.Name == "us-west" {
+				return r.State
+			}
+		}
+		return ""
+	}
+	if got := usWest(); got != "fenced" {
+		t.Fatalf("us-west after its control plane's operator fenced it = %s", got)
+	}
+	if err := s.SetRegionState(ctx, "us-west", affinity.Draining); err != nil {
+		t.Fatal(err)
+	}
+	if got := usWest(); got != "draining" {
+		t.Fatalf("us-west with a local override (draining) and a peer's (fenced) = %s, want the local one", got)
+	}
+	if err := s.SetRegionState(ctx, "us-east", affinity.Draining); err != nil {
+		t.Fatal(err)
+	}
+	if own, _, err := s.OwnSummary(); err != nil || own.Override != "draining" {
+		t.Fatalf("OwnSummary after draining the own region = %+v, %v; want override draining", own, err)
+	}
 	for _, bad := range []peering.Summary{
+		{Region: "us-west", State: "healthy", Override: "degraded", Version: "9"},
+		{Region: "us-west", State: "healthy", Override: "sideways", Version: "9"},
 		{Region: "us-east", State: "down", Version: "9"},
 		{Region: "mars", State: "down", Version: "9"},
 		{Region: "us-west", State: "fenced", Version: "9"},
@@ -169,7 +200,7 @@ func TestWorseOfPeerAndLocal(t *testing.T) {
 		}
 	}
 	own, _, err := s.OwnSummary()
-	if err != nil || own.Region != "us-east" || own.State != "healthy" || own.Version == "" {
+	if err != nil || own.Region != "us-east" || own.State != "healthy" || own.Override != "draining" || own.Version == "" {
 		t.Fatalf("OwnSummary = %+v, %v", own, err)
 	}
 }

@@ -19,6 +19,7 @@ type peerState struct {
 	epoch   int64  // first publish, unix ns: versions differ across restarts
 	counter uint64
 	last    *health.Status // own region's status at the last version bump
+	lastOv  string         // own region's operator override at the last version bump
 	at      time.Time
 	changed chan struct{} // closed and replaced at every version bump
 	peers   map[string]*peerEntry
@@ -45,8 +46,10 @@ type peerErrors struct {
 // control plane and whether that control plane is stale (unreachable for longer than
 // the peering bound; its last known state stays in force).
 type PeerDump struct {
-	Region       string    `json:"region"`
-	State        string    `json:"state"`
+	Region string `json:"region"`
+	State  string `json:"state"`
+	// Override is the operator's state set on the peer's control plane, if any.
+	Override     string    `json:"override,omitempty"`
 	WeightFactor int       `json:"weight_factor_percent"`
 	Version      string    `json:"version"`
 	SummaryTime  time.Time `json:"summary_time"`
@@ -74,7 +77,7 @@ func (s *Server) withPeersLocked(st map[string]health.Status) map[string]health.
 		}
 		switch {
 		case e.state > local.Computed:
-			local.Computed, local.Factor, local.Verdict = e.state, e.sum.WeightFactor, "peer:"+e.sum.State
+			local.Computed, local.Factor, local.Verdict = e.state, e.sum.WeightFactor, "peer:"+e.state.String()
 		case e.state == local.Computed && e.sum.WeightFactor < local.Factor:
 			local.Factor = e.sum.WeightFactor
 		}
@@ -84,7 +87,8 @@ func (s *Server) withPeersLocked(st map[string]health.Status) map[string]health.
 }
 
 // peerPublishedLocked bumps the own summary's version when the own region's published
-// computed state or weight factor changed, waking long-polls. publishLocked calls it.
+// computed state, weight factor or operator override changed, waking long-polls.
+// publishLocked calls it.
 func (s *Server) peerPublishedLocked() {
 	p := &s.peer
 	if p.own == "" {
@@ -94,7 +98,11 @@ func (s *Server) peerPublishedLocked() {
 	if !ok {
 		st = health.Status{Computed: affinity.Healthy, Factor: 100}
 	}
-	if p.last != nil && p.last.Computed == st.Computed && p.last.Factor == st.Factor {
+	ov := ""
+	if o, ok := s.overrides[p.own]; ok {
+		ov = o.String()
+	}
+	if p.last != nil && p.last.Computed == st.Computed && p.last.Factor == st.Factor && p.lastOv == ov {
 		return
 	}
 	now := time.Now()
@@ -102,7 +110,7 @@ func (s *Server) peerPublishedLocked() {
 		p.epoch = now.UnixNano()
 	}
 	p.counter++
-	p.last, p.at = &st, now
+	p.last, p.lastOv, p.at = &st, ov, now
 	if p.changed != nil {
 		close(p.changed)
 	}
@@ -112,9 +120,9 @@ func (s *Server) peerPublishedLocked() {
 // ErrPeeringOff is returned by OwnSummary when Options.Region is not set.
 var ErrPeeringOff = errors.New("peering is not configured: the control plane has no own region")
 
-// OwnSummary returns this control plane's summary of its own region — computed from
-// its own sidecars' reports, without operator overrides — and a channel closed when it
-// next changes.
+// OwnSummary returns this control plane's summary of its own region — the state computed
+// from its own sidecars' reports, and apart from it the operator's override set here —
+// and a channel closed when it next changes.
 func (s *Server) OwnSummary() (peering.Summary, <-chan struct{}, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -126,16 +134,18 @@ func (s *Server) OwnSummary() (peering.Summary, <-chan struct{}, error) {
 		return peering.Summary{}, nil, fmt.Errorf("%w %q (own region)", ErrUnknownRegion, p.own)
 	}
 	return peering.Summary{
-		Region: p.own, State: p.last.Computed.String(), WeightFactor: p.last.Factor,
+		Region: p.own, State: p.last.Computed.String(), WeightFactor: p.last.Factor, Override: p.lastOv,
 		Version: fmt.Sprintf("%d.%d", p.epoch, p.counter), Time: p.at,
 	}, p.changed, nil
 }
 
-// ApplyPeerSummary applies a peer control plane's summary of its region as that
-// region's computed state (merged with local evidence, see withPeersLocked) and
-// republishes if anything changed. It also clears the peer's stale mark. The region
-// must be in the model and not this control plane's own; the state must be one the
-// health machine computes (healthy, degraded, down).
+// ApplyPeerSummary applies a peer control plane's summary of its region — the worse of
+// its computed state and its operator override — as that region's computed state
+// (merged with local evidence, see withPeersLocked) and republishes if anything changed.
+// It also clears the peer's stale mark. The region must be in the model and not this
+// control plane's own; the state must be one the health machine computes (healthy,
+// degraded, down) and the override an operator's (draining, down, fenced) or empty. An
+// operator override set on this control plane for the region still wins over both.
 func (s *Server) ApplyPeerSummary(ctx context.Context, sum peering.Summary) error {
 	st, err := affinity.ParseRegionState(sum.State)
 	if err != nil {
@@ -146,6 +156,16 @@ func (s *Server) ApplyPeerSummary(ctx context.Context, sum peering.Summary) erro
 	}
 	if sum.WeightFactor < 0 || sum.WeightFactor > 100 {
 		return fmt.Errorf("peer summary of %q: weight factor %d is not in [0,100]", sum.Region, sum.WeightFactor)
+	}
+	if sum.Override != "" {
+		ov, err := affinity.ParseRegionState(sum.Override)
+		if err != nil {
+			return fmt.Errorf("peer summary of %q: override: %w", sum.Region, err)
+		}
+		if ov != affinity.Draining && ov != affinity.Down && ov != affinity.Fenced {
+			return fmt.Errorf("peer summary of %q: override %s is not an operator's state (draining, down, fenced)", sum.Region, sum.Override)
+		}
+		st = max(st, ov)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -185,7 +205,7 @@ func (s *Server) ApplyPeerSummary(ctx context.Context, sum peering.Summary) erro
 		}
 		return err
 	}
-	s.log.Info("region state from peer", "region", sum.Region, "peer_state", sum.State,
+	s.log.Info("region state from peer", "region", sum.Region, "peer_state", sum.State, "peer_override", sum.Override,
 		"computed", s.computed[sum.Region].Computed.String(), "weight_factor_percent", s.computed[sum.Region].Factor,
 		"version", sum.Version)
 	return nil
@@ -233,7 +253,7 @@ func (s *Server) peerDumpLocked() []PeerDump {
 	for _, r := range slices.Sorted(maps.Keys(s.peer.peers)) {
 		e := s.peer.peers[r]
 		out = append(out, PeerDump{
-			Region: r, State: e.sum.State, WeightFactor: e.sum.WeightFactor, Version: e.sum.Version,
+			Region: r, State: e.sum.State, Override: e.sum.Override, WeightFactor: e.sum.WeightFactor, Version: e.sum.Version,
 			SummaryTime: e.sum.Time, AppliedAt: e.applied, LastContact: e.contact, Stale: e.stale, StaleReason: e.reason,
 			Errors: e.errs.count, LastError: e.errs.last, LastErrorAt: e.errs.at,
 		})
