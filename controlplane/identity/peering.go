@@ -2,7 +2,6 @@ package identity
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 )
@@ -13,31 +12,7 @@ import (
 // may do is left to the HTTP handler (see FromTLS), so that a node or another wrong
 // client gets a 403 naming its identity instead of a bare TLS alert. HTTP/1.1 only.
 func (s *Source) PeeringServerConfig() *tls.Config {
-	return &tls.Config{
-		MinVersion:             tls.VersionTLS12,
-		NextProtos:             []string{"http/1.1"},
-		ClientAuth:             tls.RequireAndVerifyClientCert,
-		SessionTicketsDisabled: true,
-		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-			return s.current().cert, nil
-		},
-		// Each handshake gets the bundle and certificate current at that moment.
-		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
-			m := s.current()
-			return &tls.Config{
-				MinVersion:             tls.VersionTLS12,
-				NextProtos:             []string{"http/1.1"},
-				Certificates:           []tls.Certificate{*m.cert},
-				ClientAuth:             tls.RequireAndVerifyClientCert,
-				ClientCAs:              m.pool,
-				SessionTicketsDisabled: true,
-				VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
-					_, err := s.verify(raw, x509.ExtKeyUsageClientAuth, nil)
-					return err
-				},
-			}, nil
-		},
-	}
+	return s.serverConfig("http/1.1", nil)
 }
 
 // PeeringClientConfig is a control plane polling region's control plane: it presents
@@ -47,18 +22,7 @@ func (s *Source) PeeringServerConfig() *tls.Config {
 // read over such a connection comes from that region's control plane. Host names are
 // not checked (the SPIFFE ID is the identity), as in ClientConfig.
 func (s *Source) PeeringClientConfig(region string) *tls.Config {
-	return &tls.Config{
-		MinVersion: tls.VersionTLS12,
-		NextProtos: []string{"http/1.1"},
-		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-			return s.current().cert, nil
-		},
-		InsecureSkipVerify: true, // the chain and the SPIFFE ID are checked below
-		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
-			_, err := s.verify(raw, x509.ExtKeyUsageServerAuth, IsRegionControlPlane(region))
-			return err
-		},
-	}
+	return s.clientConfig("http/1.1", IsRegionControlPlane(region))
 }
 
 // IsRegionControlPlane returns a check that an identity is region's control plane

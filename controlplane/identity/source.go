@@ -240,9 +240,16 @@ func kind(want Kind) func(ID) error {
 // (spiffe://<td>/geode/region/<region>/node/<id>) in its trust domain. Wrap it in
 // credentials.NewTLS for grpc.Creds.
 func (s *Source) ServerConfig() *tls.Config {
+	return s.serverConfig("h2", kind(Node))
+}
+
+// serverConfig presents the current certificate and requires a client certificate that
+// chains to the current bundle and passes check (nil: any identity of the trust
+// domain), speaking proto.
+func (s *Source) serverConfig(proto string, check func(ID) error) *tls.Config {
 	return &tls.Config{
 		MinVersion:             tls.VersionTLS12,
-		NextProtos:             []string{"h2"},
+		NextProtos:             []string{proto},
 		ClientAuth:             tls.RequireAndVerifyClientCert,
 		SessionTicketsDisabled: true,
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
@@ -253,7 +260,7 @@ func (s *Source) ServerConfig() *tls.Config {
 			m := s.current()
 			return &tls.Config{
 				MinVersion:   tls.VersionTLS12,
-				NextProtos:   []string{"h2"},
+				NextProtos:   []string{proto},
 				Certificates: []tls.Certificate{*m.cert},
 				ClientAuth:   tls.RequireAndVerifyClientCert,
 				ClientCAs:    m.pool,
@@ -261,7 +268,7 @@ func (s *Source) ServerConfig() *tls.Config {
 				// bundle (a CA dropped from it locks its clients out at once).
 				SessionTicketsDisabled: true,
 				VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
-					_, err := s.verify(raw, x509.ExtKeyUsageClientAuth, kind(Node))
+					_, err := s.verify(raw, x509.ExtKeyUsageClientAuth, check)
 					return err
 				},
 			}, nil
@@ -277,9 +284,15 @@ func (s *Source) ServerConfig() *tls.Config {
 // SPIFFE ID are checked in VerifyPeerCertificate instead). Wrap it in
 // credentials.NewTLS for grpc.WithTransportCredentials.
 func (s *Source) ClientConfig() *tls.Config {
+	return s.clientConfig("h2", kind(ControlPlane))
+}
+
+// clientConfig presents the current certificate and accepts a server whose chain ends
+// in the current bundle and whose identity passes check, speaking proto.
+func (s *Source) clientConfig(proto string, check func(ID) error) *tls.Config {
 	return &tls.Config{
 		MinVersion: tls.VersionTLS12,
-		NextProtos: []string{"h2"},
+		NextProtos: []string{proto},
 		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
 			return s.current().cert, nil
 		},
@@ -287,7 +300,7 @@ func (s *Source) ClientConfig() *tls.Config {
 		// current at this handshake, and the identity is the URI SAN, not a host name.
 		InsecureSkipVerify: true,
 		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
-			_, err := s.verify(raw, x509.ExtKeyUsageServerAuth, kind(ControlPlane))
+			_, err := s.verify(raw, x509.ExtKeyUsageServerAuth, check)
 			return err
 		},
 	}
