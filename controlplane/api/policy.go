@@ -38,6 +38,8 @@ const (
 	FieldRegionName  = "name"
 	FieldRegionRTTMs = "rtt_ms"
 	FieldRegionState = "state"
+	// FieldRegionRampPercent is optional: see Region.RampPercent.
+	FieldRegionRampPercent = "ramp_percent"
 )
 
 // SessionKeysSecret names the SDS secret (envoy.extensions.transport_sockets.tls.v3.Secret)
@@ -67,6 +69,12 @@ type Region struct {
 	// affinity.RegionState; the sidecar parses it with affinity.ParseRegionState).
 	// Required.
 	State string
+	// RampPercent, when strictly between 0 and 100, says the region is in a capped ramp
+	// of the control plane's health machine (controlplane/health): it takes this percent
+	// of the traffic it would take were it healthy, the rest going where it would go
+	// were the region not preferred, on the way out (state degraded) and on the way back
+	// (state healthy) alike. Zero (absent on the wire) means no ramp.
+	RampPercent int
 }
 
 // Policy is one service's geode policy as it travels on the wire. The policy strings have
@@ -154,13 +162,19 @@ func Encode(p Policy) (*structpb.Struct, error) {
 				return nil, fmt.Errorf("geode policy for %q: regions[%d].rtt_ms is negative", p.Service, i)
 			case r.State == "":
 				return nil, fmt.Errorf("geode policy for %q: regions[%d].state is required", p.Service, i)
+			case r.RampPercent < 0 || r.RampPercent >= 100:
+				return nil, fmt.Errorf("geode policy for %q: regions[%d].ramp_percent %d is not in [0,100)", p.Service, i, r.RampPercent)
 			}
 			seen[r.Name] = true
-			vals[i] = structpb.NewStructValue(&structpb.Struct{Fields: map[string]*structpb.Value{
+			rf := map[string]*structpb.Value{
 				FieldRegionName:  structpb.NewStringValue(r.Name),
 				FieldRegionRTTMs: structpb.NewNumberValue(float64(r.RTT) / float64(time.Millisecond)),
 				FieldRegionState: structpb.NewStringValue(r.State),
-			}})
+			}
+			if r.RampPercent > 0 {
+				rf[FieldRegionRampPercent] = structpb.NewNumberValue(float64(r.RampPercent))
+			}
+			vals[i] = structpb.NewStructValue(&structpb.Struct{Fields: rf})
 		}
 		f[FieldRegions] = structpb.NewListValue(&structpb.ListValue{Values: vals})
 	}
@@ -247,7 +261,7 @@ func Decode(s *structpb.Struct) (Policy, error) {
 		case FieldRegions:
 			l, ok := v.GetKind().(*structpb.Value_ListValue)
 			if !ok {
-				bad(name, "must be a list of {name, rtt_ms, state}")
+				bad(name, "must be a list of {name, rtt_ms, state, ramp_percent}")
 				continue
 			}
 			seen := map[string]int{}
@@ -288,7 +302,7 @@ func decodeRegion(path string, v *structpb.Value) (Region, error) {
 	var r Region
 	sv, ok := v.GetKind().(*structpb.Value_StructValue)
 	if !ok {
-		return r, fmt.Errorf("geode policy: %s: must be a struct {name, rtt_ms, state}", path)
+		return r, fmt.Errorf("geode policy: %s: must be a struct {name, rtt_ms, state, ramp_percent}", path)
 	}
 	fields := sv.StructValue.GetFields()
 	var errs []error
@@ -319,6 +333,16 @@ func decodeRegion(path string, v *structpb.Value) (Region, error) {
 				bad(name, "%v is not a number of milliseconds in [0,%d]", n.NumberValue, int64(maxRTTMs))
 			default:
 				r.RTT = time.Duration(math.Round(n.NumberValue * float64(time.Millisecond)))
+			}
+		case FieldRegionRampPercent:
+			n, ok := f.GetKind().(*structpb.Value_NumberValue)
+			switch {
+			case !ok:
+				bad(name, "must be a number")
+			case n.NumberValue != math.Trunc(n.NumberValue) || n.NumberValue < 1 || n.NumberValue > 99:
+				bad(name, "%v is not a whole percent in [1,99]", n.NumberValue)
+			default:
+				r.RampPercent = int(n.NumberValue)
 			}
 		default:
 			bad(name, "unknown field")

@@ -122,3 +122,40 @@ func TestRegionsAreOptionalAndRoundTripRTT(t *testing.T) {
 		}
 	}
 }
+
+// ramp_percent travels only while a region ramps (1..99) and is checked both ways.
+func TestRegionRampPercent(t *testing.T) {
+	in := Policy{Service: "web", Protocol: "http1", Regions: []Region{{Name: "us-east", State: "degraded", RampPercent: 75}, {Name: "eu-west", State: "healthy"}}}
+	s, err := Encode(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	regions := s.GetFields()[FieldRegions].GetListValue().GetValues()
+	if _, ok := regions[1].GetStructValue().GetFields()[FieldRegionRampPercent]; ok {
+		t.Fatal("ramp_percent sent for a region that is not ramping")
+	}
+	out, err := Decode(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Regions[0].RampPercent != 75 || out.Regions[1].RampPercent != 0 {
+		t.Fatalf("regions = %+v", out.Regions)
+	}
+	for _, bad := range []int{-1, 100} {
+		in.Regions[0].RampPercent = bad
+		if _, err := Encode(in); err == nil || !strings.Contains(err.Error(), "ramp_percent") {
+			t.Errorf("Encode with ramp_percent %d: %v", bad, err)
+		}
+	}
+	for _, bad := range []*structpb.Value{structpb.NewNumberValue(0), structpb.NewNumberValue(100), structpb.NewNumberValue(12.5), structpb.NewStringValue("50")} {
+		in.Regions[0].RampPercent = 50
+		s, err := Encode(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.GetFields()[FieldRegions].GetListValue().GetValues()[0].GetStructValue().GetFields()[FieldRegionRampPercent] = bad
+		if _, err := Decode(s); err == nil || !strings.Contains(err.Error(), "regions[0].ramp_percent") {
+			t.Errorf("Decode with ramp_percent %v: %v", bad, err)
+		}
+	}
+}

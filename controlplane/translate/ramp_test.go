@@ -5,10 +5,12 @@ import (
 	"strings"
 	"testing"
 
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 
 	"github.com/geodemesh/geode/affinity"
+	"github.com/geodemesh/geode/controlplane/api"
 	"github.com/geodemesh/geode/controlplane/model"
 )
 
@@ -61,6 +63,21 @@ func TestRampWeightsAtEachStep(t *testing.T) {
 			cla := snap.GetResources(resource.EndpointType)["greeter"].(*endpointv3.ClusterLoadAssignment)
 			if got := weights(cla); got != tc.want {
 				t.Fatalf("localities = %s\nwant        %s", got, tc.want)
+			}
+			// Geode sidecars get the ramp in the clusters' region view.
+			c := snap.GetResources(resource.ClusterType)["greeter"].(*clusterv3.Cluster)
+			pol, err := api.Decode(c.GetMetadata().GetFilterMetadata()[api.MetadataKey])
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range pol.Regions {
+				want := 0
+				if r.Name == "us-east" && ramp != nil {
+					want = tc.factor
+				}
+				if r.RampPercent != want {
+					t.Errorf("region view %s ramp_percent = %d, want %d", r.Name, r.RampPercent, want)
+				}
 			}
 		})
 	}

@@ -152,7 +152,7 @@ func ResourcesWith(m *model.Model, region string, ramp map[string]int, opts Opti
 		vhosts                         []*routev3.VirtualHost
 		errs                           []error
 	)
-	view, err := RegionView(m, region)
+	view, err := RegionView(m, region, ramp)
 	if err != nil {
 		return nil, err
 	}
@@ -235,9 +235,10 @@ const (
 )
 
 // RegionView returns every region of m, in configuration order, with its RTT from
-// region from and its current state: what a geode sidecar in from needs to order and
-// skip regions itself. It travels on every cluster as the geode metadata's regions.
-func RegionView(m *model.Model, from string) ([]api.Region, error) {
+// region from, its current state and, for a ramping region (ramp, as in Groups), its
+// ramp percent: what a geode sidecar in from needs to order, skip and ramp regions
+// itself. It travels on every cluster as the geode metadata's regions.
+func RegionView(m *model.Model, from string, ramp map[string]int) ([]api.Region, error) {
 	if _, ok := m.Region(from); !ok {
 		return nil, fmt.Errorf("unknown region %q", from)
 	}
@@ -247,7 +248,7 @@ func RegionView(m *model.Model, from string) ([]api.Region, error) {
 		if !ok {
 			return nil, fmt.Errorf("no RTT between %q and %q", from, r.Name)
 		}
-		out = append(out, api.Region{Name: r.Name, RTT: rtt, State: r.State.String()})
+		out = append(out, api.Region{Name: r.Name, RTT: rtt, State: r.State.String(), RampPercent: ramp[r.Name]})
 	}
 	return out, nil
 }
