@@ -79,6 +79,9 @@ func runControlplane(ctx context.Context, args []string, stdout, stderr io.Write
 	}
 	if *check {
 		fmt.Fprintf(stdout, "%s: ok (model %s, %d regions, %d services)\n", *dir, m.Version(), len(m.RegionNames()), len(m.Services()))
+		if idle := withoutEndpoints(m); len(idle) > 0 {
+			fmt.Fprintf(stdout, "without endpoints (until one is ready or a sidecar registers one): %s\n", strings.Join(idle, ", "))
+		}
 		return nil
 	}
 	var ids *identity.Source
@@ -169,7 +172,8 @@ func runControlplane(ctx context.Context, args []string, stdout, stderr io.Write
 		}
 	}
 	attrs := []any{"xds", xl.Addr().String(), "admin", al.Addr().String(),
-		"model", m.Version(), "regions", m.RegionNames(), "services", len(m.Services())}
+		"model", m.Version(), "regions", m.RegionNames(), "services", len(m.Services()),
+		"without_endpoints", withoutEndpoints(m)}
 	if pl != nil {
 		attrs = append(attrs, "peering", pl.Addr().String(), "peering_mtls", ids != nil)
 	}
@@ -184,7 +188,8 @@ func runControlplane(ctx context.Context, args []string, stdout, stderr io.Write
 			if err := s.SetModel(ctx, m); err != nil {
 				return err
 			}
-			log.Info("manifests reloaded", "dir", *dir, "model", m.Version(), "regions", m.RegionNames(), "services", len(m.Services()))
+			log.Info("manifests reloaded", "dir", *dir, "model", m.Version(), "regions", m.RegionNames(), "services", len(m.Services()),
+				"without_endpoints", withoutEndpoints(m))
 			return nil
 		},
 		Report: func(err error) { log.Error("manifests rejected", "dir", *dir, "err", err.Error()) },
@@ -207,6 +212,19 @@ func runControlplane(ctx context.Context, args []string, stdout, stderr io.Write
 		return nil
 	})
 	return g.Wait()
+}
+
+// withoutEndpoints names the model's services that have no endpoint in the manifests (a
+// Kubernetes Service with no ready pod, or one its sidecars register): their clients
+// find no endpoint until one is ready or registered. Never nil, so the log shows [].
+func withoutEndpoints(m *model.Model) []string {
+	out := []string{}
+	for _, s := range m.Services() {
+		if len(s.Endpoints) == 0 {
+			out = append(out, s.Name)
+		}
+	}
+	return out
 }
 
 // peerFlag is the repeatable --peer REGION=ADDR.

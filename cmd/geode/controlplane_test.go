@@ -108,9 +108,34 @@ endpoints: [{addresses: [10.0.0.1], zone: us-east-1a}]
 	// Valid change: applied.
 	write("geode.yaml", fleet("90ms"))
 	eventually(t, "reload", func() bool { return logs.logLine("manifests reloaded", 0) != nil })
-	second := dump()
-	if second.ModelVersion == first.ModelVersion {
+	if second := dump(); second.ModelVersion == first.ModelVersion {
 		t.Fatal("model not replaced")
+	}
+	// Scaled to zero (or every pod unready in a rollout): still a valid directory; web
+	// is served without endpoints, and shown so.
+	write("web.yaml", `apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec: {ports: [{port: 80}]}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: web-1, labels: {kubernetes.io/service-name: web}}
+addressType: IPv4
+ports: [{port: 8080}]
+endpoints: [{addresses: [10.0.0.1], zone: us-east-1a, conditions: {ready: false}}]
+`)
+	var reloaded map[string]any
+	eventually(t, "reload without ready endpoints", func() bool { reloaded = logs.logLine("manifests reloaded", 1); return reloaded != nil })
+	if idle, _ := reloaded["without_endpoints"].([]any); len(idle) != 1 || idle[0] != "web" {
+		t.Errorf("reload log without_endpoints = %v, want [web]", reloaded["without_endpoints"])
+	}
+	second := dump()
+	if len(second.Services) != 1 || second.Services[0].Name != "web" || len(second.Services[0].Endpoints) != 0 {
+		t.Fatalf("services %+v, want web without endpoints", second.Services)
+	}
+	if second.Snapshots["us-east"] == "" || second.Snapshots["eu-west"] == "" {
+		t.Fatalf("snapshots %v: not published for every region", second.Snapshots)
 	}
 	// Invalid change: logged with file and field, the model stays.
 	write("web.yaml", "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {ports: [{port: 80, appProtocol: spdy}]}\n")
@@ -122,5 +147,25 @@ endpoints: [{addresses: [10.0.0.1], zone: us-east-1a}]
 	time.Sleep(200 * time.Millisecond)
 	if d := dump(); d.ModelVersion != second.ModelVersion {
 		t.Fatalf("model %s after an invalid change, want the last good %s", d.ModelVersion, second.ModelVersion)
+	}
+}
+
+func TestControlplaneCheckNamesServicesWithoutEndpoints(t *testing.T) {
+	dir := t.TempDir()
+	files := map[string]string{
+		"geode.yaml": "apiVersion: geode.io/v1alpha1\nkind: Geode\nregions:\n  - {name: us-east, zones: [us-east-1a]}\n",
+		"web.yaml":   "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {ports: [{port: 80}]}\n",
+	}
+	for name, text := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out, errOut bytes.Buffer
+	if err := runControlplane(context.Background(), []string{"--config", dir, "--check"}, &out, &errOut); err != nil {
+		t.Fatalf("--check refused a Service without endpoints: %v (%s)", err, errOut.String())
+	}
+	if !strings.Contains(out.String(), "1 services)") || !strings.Contains(out.String(), "without endpoints (until one is ready or a sidecar registers one): web\n") {
+		t.Fatalf("--check said %q", out.String())
 	}
 }

@@ -46,8 +46,14 @@
 //     region (regions[].zones; a zone belongs to one region). A ready endpoint without a
 //     zone, or with a zone no region lists, is an error: topology hints and node labels
 //     are not consulted, so the zone → region map is the single source of truth.
-//   - A Service needs at least one ready endpoint; a slice must name an existing Service
-//     and may not feed a service of the geode manifest (which lists its own endpoints).
+//   - A slice must name an existing Service and may not feed a service of the geode
+//     manifest (which lists its own endpoints).
+//   - A Service without a ready endpoint (scaled to zero, every pod unready during a
+//     rollout, no EndpointSlice yet) is valid: it becomes a model service without
+//     endpoints (Endpoints nil), which the control plane publishes with an empty
+//     endpoint set and /config_dump lists as such; its sidecars may still register
+//     endpoints for it (controlplane/server). Refusing it would hold up every reload of
+//     the directory for one Deployment.
 //
 // # Session keys
 //

@@ -153,7 +153,6 @@ func (k *kubeInput) addTo(spec *model.Spec) ([]*specOrigin, error) {
 		spec.Services = append(spec.Services, ss)
 		origins = append(origins, &specOrigin{at: at, endpoints: map[string][]string{}})
 	}
-	failed := map[string]bool{} // Services with a slice in error
 	for _, sl := range k.slices {
 		obj, at := sl.obj, sl.at
 		name := obj.Labels[discoveryv1.LabelServiceName]
@@ -177,14 +176,12 @@ func (k *kubeInput) addTo(spec *model.Spec) ([]*specOrigin, error) {
 		}
 		if err := k.addEndpoints(&spec.Services[i], origins[i], obj, at, k.services[serviceIndex(k.services, key)].obj); err != nil {
 			errs = append(errs, err)
-			failed[key] = true
 		}
 	}
-	for key, i := range byKey {
-		if len(spec.Services[i].Endpoints) == 0 && !failed[key] {
-			errs = append(errs, origins[i].at.errorf("metadata.name", "no ready endpoint in any EndpointSlice labelled %s=%s in namespace %s", discoveryv1.LabelServiceName, spec.Services[i].Name, strings.Split(key, "/")[0]))
-		}
-	}
+	// A Service with no ready endpoint (scaled to zero, every pod unready during a
+	// rollout, no slice yet) stays a service without endpoints: refusing it would hold up
+	// every reload of the directory. It is published with an empty endpoint set until
+	// an endpoint is ready, or one of its sidecars registers one.
 	if len(errs) > 0 {
 		slices.SortStableFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
 		return nil, errors.Join(errs...)
@@ -273,7 +270,8 @@ func (k *kubeInput) service(svc *corev1.Service, at origin, regions []string) (m
 	}, nil
 }
 
-// addEndpoints adds the ready endpoints of slice to ss. The port is the slice's port
+// addEndpoints adds the ready endpoints of slice to ss (leaving ss.Endpoints nil when
+// there is none, so a Service without ready endpoints has one model form). The port is the slice's port
 // named like the Service's first port; the region is the one whose zones list the
 // endpoint's zone.
 func (k *kubeInput) addEndpoints(ss *model.ServiceSpec, o *specOrigin, sl *discoveryv1.EndpointSlice, at origin, svc *corev1.Service) error {
@@ -299,9 +297,6 @@ func (k *kubeInput) addEndpoints(ss *model.ServiceSpec, o *specOrigin, sl *disco
 	if len(errs) > 0 {
 		return errors.Join(errs...)
 	}
-	if ss.Endpoints == nil {
-		ss.Endpoints = map[string][]model.Endpoint{}
-	}
 	for j, ep := range sl.Endpoints {
 		if ep.Conditions.Ready != nil && !*ep.Conditions.Ready {
 			continue
@@ -323,6 +318,9 @@ func (k *kubeInput) addEndpoints(ss *model.ServiceSpec, o *specOrigin, sl *disco
 		addr := net.JoinHostPort(ep.Addresses[0], strconv.Itoa(int(port)))
 		if slices.ContainsFunc(ss.Endpoints[region], func(e model.Endpoint) bool { return e.Address == addr }) {
 			continue // the same endpoint in two slices, as during a slice handover
+		}
+		if ss.Endpoints == nil {
+			ss.Endpoints = map[string][]model.Endpoint{}
 		}
 		ss.Endpoints[region] = append(ss.Endpoints[region], model.Endpoint{Address: addr, Zone: *ep.Zone})
 		o.endpoints[region] = append(o.endpoints[region], fmt.Sprintf("%s: %s.addresses[0]", at, p))

@@ -97,10 +97,6 @@ func TestLoadKubernetesRejects(t *testing.T) {
 			"geode.yaml": kubeGeode,
 			"a.yaml":     serviceYAML("a", "") + "---\n" + sliceYAML("a", "  - {addresses: [10.0.0.1]}\n"),
 		}, []string{`{dir}/a.yaml: document 2 (EndpointSlice default/a-x): endpoints[0].zone: is required`}},
-		{"no ready endpoint", map[string]string{
-			"geode.yaml": kubeGeode,
-			"a.yaml":     serviceYAML("a", "") + "---\n" + sliceYAML("a", "  - {addresses: [10.0.0.1], zone: us-east-1a, conditions: {ready: false}}\n"),
-		}, []string{`{dir}/a.yaml: document 1 (Service default/a): metadata.name: no ready endpoint in any EndpointSlice labelled kubernetes.io/service-name=a`}},
 		{"app protocol", map[string]string{
 			"geode.yaml": kubeGeode,
 			"a.yaml":     strings.Replace(serviceYAML("a", ""), "port: 80}", "port: 80, appProtocol: https}", 1),
@@ -163,6 +159,62 @@ func TestLoadKubernetesRejects(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestLoadServiceWithoutReadyEndpoint(t *testing.T) {
+	for _, tc := range []struct {
+		name, slices string
+	}{
+		{"every endpoint unready, as in a rollout", "---\n" + sliceYAML("a", "  - {addresses: [10.0.0.1], zone: us-east-1a, conditions: {ready: false}}\n")},
+		{"a slice with no endpoints, as when scaled to zero", "---\n" + strings.TrimSuffix(sliceYAML("a", ""), "endpoints:\n") + "endpoints: []\n"},
+		{"no slice at all", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			files := map[string]string{
+				"geode.yaml": kubeGeode,
+				"a.yaml":     serviceYAML("a", "") + tc.slices,
+				"b.yaml":     serviceYAML("b", "") + "---\n" + sliceYAML("b", readyEast),
+			}
+			for name, text := range files {
+				if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			m, err := Load(dir)
+			if err != nil {
+				t.Fatalf("a Service without ready endpoints made the directory invalid: %v", err)
+			}
+			svcs := m.Services()
+			if len(svcs) != 2 || svcs[0].Name != "a" || svcs[1].Name != "b" {
+				t.Fatalf("services %+v, want a and b", svcs)
+			}
+			if a := svcs[0]; a.Endpoints != nil || a.Authorities[1] != "a.default" {
+				t.Errorf("a = %+v, want it with its authorities and no endpoints (nil)", a)
+			}
+			if b := svcs[1]; len(b.Endpoints["us-east"]) != 1 {
+				t.Errorf("b = %+v, want its ready endpoint", b)
+			}
+		})
+	}
+	// The same Service with and without an empty slice is the same model.
+	versions := map[string]bool{}
+	for _, slice := range []string{"", "---\n" + sliceYAML("a", "  - {addresses: [10.0.0.1], zone: us-east-1a, conditions: {ready: false}}\n")} {
+		dir := t.TempDir()
+		for name, text := range map[string]string{"geode.yaml": kubeGeode, "a.yaml": serviceYAML("a", "") + slice} {
+			if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		m, err := Load(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		versions[m.Version()] = true
+	}
+	if len(versions) != 1 {
+		t.Errorf("model versions %v: a slice without ready endpoints changed the model", versions)
 	}
 }
 

@@ -243,3 +243,68 @@ func TestListenersAndRoutesKeepTheirVersionAcrossRegionStates(t *testing.T) {
 		t.Error("clusters and endpoints must share the snapshot-wide version")
 	}
 }
+
+// A service declared without endpoints (a Kubernetes Service with no ready pod, or one
+// whose sidecars register its endpoints) is published whole: its cluster, listeners and
+// route, and a valid, empty assignment (Validate and Check pass), without disturbing the
+// other services. Once an endpoint is added (a registration) the same service gets it.
+func TestServiceWithoutEndpoints(t *testing.T) {
+	spec := testModel(t).Spec()
+	spec.Services = append(spec.Services, model.ServiceSpec{Name: "idle", Authorities: []string{"idle", "idle.default.svc"}})
+	m, err := model.New(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, region := range m.RegionNames() {
+		for _, tc := range []struct {
+			name string
+			ramp map[string]int
+			opts Options
+		}{
+			{"plain", nil, Options{}},
+			{"ramping", map[string]int{"eu-west": 50}, Options{}},
+			{"with the outbound listener", nil, Options{Outbound: true}},
+		} {
+			t.Run(region+"/"+tc.name, func(t *testing.T) {
+				snap, err := ForRegionWith(m, region, tc.ramp, tc.opts)
+				if err != nil {
+					t.Fatalf("a service without endpoints broke the snapshot: %v", err)
+				}
+				if err := Check(snap); err != nil {
+					t.Fatalf("Check = %v", err)
+				}
+				cla, ok := snap.GetResources(resource.EndpointType)["idle"].(*endpointv3.ClusterLoadAssignment)
+				if !ok {
+					t.Fatal("no assignment for idle")
+				}
+				if err := cla.Validate(); err != nil {
+					t.Fatalf("empty assignment: Validate() = %v", err)
+				}
+				if cla.GetClusterName() != "idle" || len(cla.GetEndpoints()) != 0 {
+					t.Fatalf("assignment = %v, want cluster idle with no localities", cla)
+				}
+				if c, ok := snap.GetResources(resource.ClusterType)["idle"].(*clusterv3.Cluster); !ok || c.GetEdsClusterConfig().GetEdsConfig().GetAds() == nil {
+					t.Fatalf("cluster idle = %v", c)
+				}
+				ls := snap.GetResources(resource.ListenerType)
+				if ls["idle"] == nil || ls["idle.default.svc"] == nil {
+					t.Fatalf("listeners %v, want idle's authorities", ls)
+				}
+				if got := localities(snap.GetResources(resource.EndpointType)["greeter"].(*endpointv3.ClusterLoadAssignment)); got == "" {
+					t.Fatal("greeter lost its endpoints")
+				}
+			})
+		}
+	}
+	registered, err := m.WithEndpoints([]model.RegionalEndpoint{{Service: "idle", Region: "eu-west", Endpoint: model.Endpoint{Address: "127.0.0.1:4001"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := ForRegion(registered, "us-east")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := localities(snap.GetResources(resource.EndpointType)["idle"].(*endpointv3.ClusterLoadAssignment)); got != "0:eu-west/*1" {
+		t.Fatalf("idle after a registration: localities = %s, want 0:eu-west/*1", got)
+	}
+}
