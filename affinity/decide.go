@@ -7,6 +7,10 @@ package affinity
 type View struct {
 	Local  Region
 	States [MaxRegions]RegionState
+	// Ramp holds, for a region in a capped ramp of the control plane's health machine,
+	// the percent (1..99) of the traffic it takes of what it would take were it healthy;
+	// 0 for a region not ramping. See Preferred.
+	Ramp [MaxRegions]uint8
 	// Order holds the regions where the service has endpoints, nearest first.
 	Order []Region
 	// WriteFailover lets writes (not strong ones) go to the nearest healthy region when
@@ -21,6 +25,20 @@ type View struct {
 type Spender interface {
 	Record()
 	Spend() (allowed, overBudget bool)
+}
+
+// Preferred reports whether region r should take a request in preference to regions
+// that serve only when nothing better is left. A region is preferred when it is healthy;
+// a region in a capped ramp (Ramp[r] > 0) whose state still serves traffic by choice
+// (healthy on the way back, degraded on the way out) is preferred for the requests whose
+// roll (0..99, see Request.Roll) is below its ramp percent, so its share of traffic moves
+// in the ramp's steps instead of all at once. A draining, down or fenced region is never
+// preferred.
+func (v *View) Preferred(r Region, roll uint8) bool {
+	if p := v.Ramp[r]; p > 0 && v.States[r] <= Degraded {
+		return roll < p
+	}
+	return v.States[r].Preferred()
 }
 
 // HasLocal reports whether the service has endpoints in the caller's region.

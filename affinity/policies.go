@@ -38,6 +38,10 @@ type Request struct {
 	// Restricted limits the request to Allowed (residency).
 	Restricted bool
 	Allowed    RegionSet
+	// Roll (0..99) places the request within a ramping region's share (View.Preferred):
+	// the same for every request of a session, so a session leaves or returns to a
+	// ramping region once, not request by request.
+	Roll uint8
 }
 
 // Chain returns the policies in the order DESIGN.md gives them: residency → home-region
@@ -155,7 +159,7 @@ func (StickToRegion) Apply(v *View, req *Request, c *Candidates) {
 		return
 	}
 	s := req.Sticky
-	if first, _ := c.First(); first == s || !c.Contains(s) || !v.States[s].Preferred() {
+	if first, _ := c.First(); first == s || !c.Contains(s) || !v.Preferred(s, req.Roll) {
 		return
 	}
 	if req.NeedsSession && !req.Satisfying.Empty() && !req.Satisfying.Has(s) {
@@ -167,15 +171,16 @@ func (StickToRegion) Apply(v *View, req *Request, c *Candidates) {
 
 // AvoidUnhealthy removes regions that must not serve (down, fenced). Unless a correctness
 // policy fixed the order, it also puts regions that should serve only when nothing
-// better is left (degraded, draining) after healthy ones.
+// better is left (degraded, draining) after preferred ones (View.Preferred: healthy, or
+// ramping with the request inside the ramp's share).
 type AvoidUnhealthy struct{}
 
 // Apply implements Policy.
-func (AvoidUnhealthy) Apply(v *View, _ *Request, c *Candidates) {
+func (AvoidUnhealthy) Apply(v *View, req *Request, c *Candidates) {
 	first, _ := c.First()
 	c.Keep(func(r Region) bool { return v.States[r].Serves() })
 	if !c.Locked() {
-		c.Prefer(func(r Region) bool { return v.States[r].Preferred() })
+		c.Prefer(func(r Region) bool { return v.Preferred(r, req.Roll) })
 	}
 	if now, ok := c.First(); ok && now != first && first == v.Local {
 		c.required = true // the caller's own region cannot serve: leaving is not optional

@@ -148,3 +148,62 @@ func BenchmarkDecideAllPolicies(b *testing.B) {
 		Decide(v, &req, policies, &c)
 	}
 }
+
+// A region in a capped ramp takes the requests whose roll is inside its share, on the
+// way out (degraded) and back (healthy); the others go where they would if it were not
+// preferred. A sticky session follows its roll too. Down regions never take any.
+func TestRampingRegionTakesItsShare(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		state RegionState
+		ramp  uint8
+		want  int // requests out of rolls 0..99 that go to us-east first
+	}{
+		{"healthy, not ramping", Healthy, 0, 100},
+		{"degraded, settled", Degraded, 0, 0},
+		{"degraded, leaving at 75%", Degraded, 75, 75},
+		{"degraded, leaving at 25%", Degraded, 25, 25},
+		{"healthy, returning at 25%", Healthy, 25, 25},
+		{"down while ramping: none", Down, 50, 0},
+		{"draining (an operator's) ignores a ramp", Draining, 50, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v := &View{Local: usEast, Order: []Region{usEast, euWest, usWest}}
+			v.States[usEast] = tc.state
+			v.Ramp[usEast] = tc.ramp
+			local, sticky := 0, 0
+			for roll := range uint8(100) {
+				var c Candidates
+				Decide(v, &Request{Roll: roll}, Chain(), &c)
+				if c.Len() > 0 && c.At(0) == usEast {
+					local++
+				}
+				// A session sticky to eu-west stays there whatever us-east does.
+				Decide(v, &Request{Roll: roll, Sticky: euWest, HasSticky: true}, Chain(), &c)
+				if c.At(0) == euWest {
+					sticky++
+				}
+			}
+			if local != tc.want {
+				t.Fatalf("%d of 100 rolls go to us-east first, want %d", local, tc.want)
+			}
+			if sticky != 100 {
+				t.Fatalf("%d of 100 sessions sticky to eu-west stayed there", sticky)
+			}
+		})
+	}
+	// A session sticky to a region leaving in a ramp keeps it only inside the share.
+	v := &View{Local: euWest, Order: []Region{euWest, usEast, usWest}}
+	v.States[usEast], v.Ramp[usEast] = Degraded, 40
+	kept := 0
+	for roll := range uint8(100) {
+		var c Candidates
+		Decide(v, &Request{Roll: roll, Sticky: usEast, HasSticky: true}, Chain(), &c)
+		if c.At(0) == usEast {
+			kept++
+		}
+	}
+	if kept != 40 {
+		t.Fatalf("%d of 100 sessions sticky to us-east (ramping out at 40%%) kept it, want 40", kept)
+	}
+}

@@ -82,6 +82,10 @@ type Region struct {
 	RTT map[string]Duration `yaml:"rtt"`
 	// State is the operator-set state: healthy (default), degraded, draining, down, fenced.
 	State string `yaml:"state"`
+	// RampPercent (1..99; 0 or absent: none) says the region is in a capped ramp of the
+	// control plane's health machine and takes that percent of the traffic it would
+	// take were it healthy (affinity.View.Preferred). Set by the xDS client.
+	RampPercent int `yaml:"ramp_percent,omitempty"`
 }
 
 // Service is a destination the app may call through the outbound listener.
@@ -370,6 +374,9 @@ func (c *Config) Validate() error {
 		}
 		if _, err := affinity.ParseRegionState(r.State); err != nil {
 			bad(p+".state", "%v", err)
+		}
+		if r.RampPercent < 0 || r.RampPercent > 99 {
+			bad(p+".ramp_percent", "%d is not in [0,99]", r.RampPercent)
 		}
 	}
 	if len(c.Regions) == 0 {

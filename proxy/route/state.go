@@ -21,6 +21,7 @@ type State struct {
 	Local   affinity.Region
 	regions []string
 	states  [affinity.MaxRegions]affinity.RegionState
+	ramp    [affinity.MaxRegions]uint8
 	// byAuthority maps a lower-case host (no port) to its service.
 	byAuthority map[string]*Service
 	services    []*Service
@@ -94,14 +95,15 @@ func Build(c *config.Config, version string, reg *Registry) (*State, error) {
 	}
 	st.Local = local
 	var states [affinity.MaxRegions]affinity.RegionState
+	var ramp [affinity.MaxRegions]uint8
 	for i, r := range c.Regions {
 		s, err := affinity.ParseRegionState(r.State)
 		if err != nil {
 			return nil, fmt.Errorf("regions[%d].state: %w", i, err)
 		}
-		states[i] = s
+		states[i], ramp[i] = s, uint8(r.RampPercent) // validated: 0..99
 	}
-	st.states = states
+	st.states, st.ramp = states, ramp
 	proximity := proximityOrder(c, index)
 
 	for i, sc := range c.Services {
@@ -113,7 +115,7 @@ func Build(c *config.Config, version string, reg *Registry) (*State, error) {
 			Name:     sc.Name,
 			SpanName: "geode " + sc.Name,
 			Protocol: sc.Protocol,
-			View:     affinity.View{Local: local, States: states},
+			View:     affinity.View{Local: local, States: states, Ramp: ramp},
 			Connect:  sc.Timeouts.Connect.Std(),
 			Idle:     sc.Timeouts.Idle.Std(),
 			Request:  sc.Timeouts.Request.Std(),
@@ -234,6 +236,9 @@ func (s *State) RegionName(r affinity.Region) string { return s.regions[r] }
 
 // RegionState returns the state of region r.
 func (s *State) RegionState(r affinity.Region) affinity.RegionState { return s.states[r] }
+
+// RegionRamp returns region r's ramp percent (affinity.View.Ramp): 0 when not ramping.
+func (s *State) RegionRamp(r affinity.Region) uint8 { return s.ramp[r] }
 
 // LocalName returns the name of the local region.
 func (s *State) LocalName() string { return s.regions[s.Local] }

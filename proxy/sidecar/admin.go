@@ -74,6 +74,8 @@ type SessionKeysDump struct {
 type RegionDump struct {
 	Name  string `json:"name"`
 	State string `json:"state"`
+	// RampPercent is the region's share while it ramps (affinity.View.Preferred).
+	RampPercent int `json:"ramp_percent,omitempty"`
 }
 
 // ServiceDump is one service in a Dump.
@@ -115,7 +117,8 @@ func (s *Sidecar) ConfigDump() Dump {
 	st := s.state.Load()
 	d := Dump{Version: st.Version, Region: st.LocalName()}
 	for i, name := range st.Regions() {
-		d.Regions = append(d.Regions, RegionDump{Name: name, State: st.RegionState(affinity.Region(i)).String()})
+		r := affinity.Region(i)
+		d.Regions = append(d.Regions, RegionDump{Name: name, State: st.RegionState(r).String(), RampPercent: int(st.RegionRamp(r))})
 	}
 	for _, svc := range st.Services() {
 		sd := ServiceDump{Name: svc.Name, Protocol: svc.Protocol, Policy: policyDump(svc)}

@@ -2,6 +2,7 @@ package sidecar
 
 import (
 	"hash/fnv"
+	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"time"
@@ -73,6 +74,7 @@ func (s *Sidecar) classify(r *http.Request, st *route.State, svc *route.Service,
 			req.Restricted, req.Allowed = true, st.RegionSet(allowed)
 		}
 	}
+	req.Roll = roll(sess)
 	if sess.valid {
 		if sticky, ok := st.Region(sess.tok.Region); ok && now.Before(sess.tok.StickyUntil) {
 			req.Sticky, req.HasSticky = sticky, true
@@ -231,10 +233,11 @@ func regionUsable(svc *route.Service, r affinity.Region) bool {
 }
 
 // stickyUsable reports whether a session's sticky region can keep serving the service:
-// it is healthy and its breaker is not open.
-func stickyUsable(st *route.State, svc *route.Service, region string) bool {
+// it is preferred for the session's roll (healthy, or ramping with the session inside
+// its share) and its breaker is not open.
+func stickyUsable(st *route.State, svc *route.Service, region string, roll uint8) bool {
 	r, ok := st.Region(region)
-	return ok && svc.View.States[r].Preferred() && regionUsable(svc, r)
+	return ok && svc.View.Preferred(r, roll) && regionUsable(svc, r)
 }
 
 // renewSession folds what a response says into the session's token and sets it on the
@@ -261,7 +264,7 @@ func (s *Sidecar) renewSession(w http.ResponseWriter, resp *http.Response, st *r
 		if placed && svc.Pools[st.Local] != nil {
 			tok.Region = st.LocalName()
 		}
-	case tok.Region != served && !placed && !stickyUsable(st, svc, tok.Region):
+	case tok.Region != served && !placed && !stickyUsable(st, svc, tok.Region, req.Roll):
 		tok.Region = served // failover: the session moves with its traffic
 	}
 	tok.StickyUntil = now.Add(conf.Session.StickyTTL.Std())
@@ -291,4 +294,18 @@ func (s *Sidecar) renewSession(w http.ResponseWriter, resp *http.Response, st *r
 	if sess.carrier == consistency.CarrierCookie {
 		http.SetCookie(w, &http.Cookie{Name: consistency.HeaderSession, Value: signed, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode, Expires: tok.Expires})
 	}
+}
+
+// roll places a request within a ramping region's share (affinity.Request.Roll): a hash
+// of the session id, so a session leaves or returns to a ramping region once and then
+// stays; a random roll for a request without a session.
+func roll(sess *sessionState) uint8 {
+	if !sess.valid || sess.tok.SessionID == "" {
+		return uint8(rand.N(100))
+	}
+	h := uint32(2166136261) // FNV-1a
+	for i := 0; i < len(sess.tok.SessionID); i++ {
+		h = (h ^ uint32(sess.tok.SessionID[i])) * 16777619
+	}
+	return uint8(h % 100)
 }

@@ -7,8 +7,9 @@
 // (controlplane/api's Node*Key: registration data). The client subscribes to CDS
 // (wildcard) and to EDS for the clusters' EDS names. Each cluster must be an EDS cluster
 // whose metadata.filter_metadata["geode"] decodes with api.Decode (policy, authorities,
-// and the regions as this sidecar's region sees them: name, RTT, state; every cluster
-// must carry the same list). EDS localities give each region's endpoints; endpoints
+// and the regions as this sidecar's region sees them: name, RTT, state and, while the
+// control plane ramps a region, its ramp_percent, which the sidecar's routing follows
+// (affinity.View.Preferred); every cluster must carry the same list). EDS localities give each region's endpoints; endpoints
 // neither HEALTHY nor UNKNOWN are skipped. LDS/RDS are not needed: the sidecar routes
 // by the authorities in the geode metadata.
 //

@@ -241,7 +241,7 @@ func (r resources) part(local string, base []config.Region) (p Part, dropped []s
 			}
 		}
 		for _, reg := range view {
-			cr := config.Region{Name: reg.Name, State: reg.State}
+			cr := config.Region{Name: reg.Name, State: reg.State, RampPercent: reg.RampPercent}
 			if reg.Name == local {
 				cr.RTT = rtt
 			}
