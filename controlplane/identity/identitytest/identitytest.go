@@ -8,6 +8,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"math/big"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -65,8 +66,10 @@ type Leaf struct {
 }
 
 // Issue signs a leaf certificate whose one URI SAN is spiffeID (none when empty),
-// usable for both client and server authentication.
-func (ca *CA) Issue(t testing.TB, spiffeID string) *Leaf {
+// usable for both client and server authentication. Each of hosts becomes an IP SAN
+// (when it parses as an IP address) or a DNS SAN: what a client that checks host
+// names, such as grpc-go's xDS "tls" channel credentials, verifies of a control plane.
+func (ca *CA) Issue(t testing.TB, spiffeID string, hosts ...string) *Leaf {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -86,6 +89,13 @@ func (ca *CA) Issue(t testing.TB, spiffeID string) *Leaf {
 			t.Fatal(err)
 		}
 		tmpl.URIs = []*url.URL{u}
+	}
+	for _, h := range hosts {
+		if ip := net.ParseIP(h); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else {
+			tmpl.DNSNames = append(tmpl.DNSNames, h)
+		}
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.key)
 	if err != nil {
