@@ -22,7 +22,8 @@ import (
 )
 
 // runControlplane runs `geode controlplane --config DIR --listen ADDR --admin ADDR
-// [--region REGION --peer-listen ADDR --peer REGION=ADDR...]
+// [--region REGION --peer-listen ADDR --peer REGION=ADDR...] [--health-* ...]
+// [--max-registrations N]
 // (--tls-cert FILE --tls-key FILE --tls-ca FILE | --insecure)`: one region's xDS
 // control plane (ADS, SotW and Delta) over mutual TLS, its admin API, and peering with
 // the other regions' control planes over the same mutual TLS.
@@ -45,6 +46,8 @@ func runControlplane(ctx context.Context, args []string, stdout, stderr io.Write
 	var peers peerFlag
 	fs.Var(&peers, "peer", "another region's control plane, `REGION=ADDR` (its --peer-listen address); repeatable")
 	staleAfter := fs.Duration("peer-stale-after", peering.DefaultStaleAfter, "a peer unanswered this long is shown stale (its last known state stays in force)")
+	maxRegistrations := fs.Int("max-registrations", server.DefaultMaxRegistrations, "most endpoints sidecars may register through xDS node metadata on this control plane")
+	healthf := addHealthFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
@@ -52,6 +55,14 @@ func runControlplane(ctx context.Context, args []string, stdout, stderr io.Write
 		fmt.Fprintln(stderr, "geode controlplane: --config DIR is required, and no arguments")
 		fs.Usage()
 		return errUsage
+	}
+	healthCfg, err := healthf.config()
+	if err != nil {
+		return err
+	}
+	maxRegs, err := maxRegistrationsOption(*maxRegistrations)
+	if err != nil {
+		return err
 	}
 	log, err := newLogger(*logLevel, stderr)
 	if err != nil {
@@ -146,7 +157,10 @@ func runControlplane(ctx context.Context, args []string, stdout, stderr io.Write
 			pl.Close()
 		}
 	}
-	s, err := server.New(server.Options{Model: m, XDS: xl, Admin: al, Logger: log, GRPCOptions: grpcOpts, Region: *region, SendTimeout: sendTimeoutOption(*sendTimeout)})
+	s, err := server.New(server.Options{
+		Model: m, XDS: xl, Admin: al, Logger: log, GRPCOptions: grpcOpts, Region: *region,
+		SendTimeout: sendTimeoutOption(*sendTimeout), Health: healthCfg, MaxRegistrations: maxRegs,
+	})
 	if err != nil {
 		closeAll()
 		return err
