@@ -24,6 +24,17 @@ func TestSidecarCheck(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), bad) || !strings.Contains(err.Error(), `services[0].protocol: "spdy"`) {
 		t.Fatalf("bad config: %v", err)
 	}
+
+	// A service without endpoints is valid (its calls are answered 503), and noted.
+	empty := filepath.Join(t.TempDir(), "empty.yaml")
+	os.WriteFile(empty, []byte("region: us-east\nlisteners: {outbound: \"127.0.0.1:1\"}\nregions: [{name: us-east}]\nservices: [{name: a}]\n"), 0o600)
+	out.Reset()
+	if err := run(context.Background(), []string{"sidecar", "--check", empty}, &out, &errOut); err != nil {
+		t.Fatalf("a service without endpoints refused: %v", err)
+	}
+	if !strings.Contains(out.String(), "services[0] (a) has no endpoints: its calls will be answered 503") {
+		t.Fatalf("output %q", out.String())
+	}
 }
 
 func TestUsageErrors(t *testing.T) {

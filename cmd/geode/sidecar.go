@@ -61,6 +61,11 @@ func runSidecar(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			}
 		}
 		fmt.Fprintf(stdout, "%s: ok (region %s, %d regions, %d services)\n", *check, c.Region, len(c.Regions), len(c.Services))
+		for i, svc := range c.Services {
+			if len(svc.Endpoints) == 0 {
+				fmt.Fprintf(stdout, "%s: note: services[%d] (%s) has no endpoints: its calls will be answered 503\n", *check, i, svc.Name)
+			}
+		}
 		return nil
 	}
 	if *path == "" {

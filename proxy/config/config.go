@@ -97,6 +97,8 @@ type Service struct {
 	// Protocol is http1, http2 (h2c prior knowledge) or grpc.
 	Protocol string `yaml:"protocol"`
 	// Endpoints maps a region to the addresses (host:port) serving the service there.
+	// A service with none (every region that had some is down, or its endpoints are
+	// all gone) is valid: calls to it are answered 503 naming it, not 404.
 	Endpoints map[string][]string `yaml:"endpoints"`
 	Timeouts  Timeouts            `yaml:"timeouts"`
 	Retry     Retry               `yaml:"retry"`
@@ -453,9 +455,6 @@ func (c *Config) Validate() error {
 		}
 		if !slices.Contains([]string{ProtocolHTTP1, ProtocolHTTP2, ProtocolGRPC}, s.Protocol) {
 			bad(p+".protocol", "%q is not one of http1, http2, grpc", s.Protocol)
-		}
-		if len(s.Endpoints) == 0 {
-			bad(p+".endpoints", "at least one region with endpoints is required")
 		}
 		for region, eps := range s.Endpoints {
 			ep := p + ".endpoints." + region

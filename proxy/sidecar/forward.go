@@ -389,6 +389,9 @@ func shortError(err error) string {
 }
 
 func regionStates(st *route.State, svc *route.Service) string {
+	if len(svc.View.Order) == 0 {
+		return "no region has endpoints for it"
+	}
 	names := make([]string, 0, len(svc.View.Order))
 	for _, r := range svc.View.Order {
 		names = append(names, st.RegionName(r)+"="+svc.View.States[r].String())

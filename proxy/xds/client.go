@@ -86,9 +86,10 @@ type Status struct {
 	LastNACK  string            `json:"last_nack,omitempty"`
 	// LoadReports counts load reports (region outcomes) sent to the control plane.
 	LoadReports int64 `json:"load_reports"`
-	// Dropped lists services left out of the applied state because the control plane
-	// sent no usable endpoint for them (every region that has some is down or fenced).
-	Dropped []string `json:"dropped,omitempty"`
+	// NoEndpoints lists services the control plane sent without any usable endpoint
+	// (every region that has some is down or fenced, or none has any): they are routed
+	// nowhere, and calls to them are answered 503 naming the service.
+	NoEndpoints []string `json:"no_endpoints,omitempty"`
 }
 
 // Client is a geode sidecar's xDS client. Build it with New, run it with Run.
@@ -171,7 +172,7 @@ func (c *Client) Status() Status {
 	defer c.mu.Unlock()
 	st := c.status
 	st.Acked = maps.Clone(st.Acked)
-	st.Dropped = slices.Clone(st.Dropped)
+	st.NoEndpoints = slices.Clone(st.NoEndpoints)
 	return st
 }
 
@@ -489,7 +490,7 @@ func (s *session) apply() error {
 	c := s.c
 	c.applyMu.Lock()
 	err := func() error {
-		p, dropped, err := s.staged.part(c.opts.Base.Region, c.opts.Base.Regions)
+		p, empty, err := s.staged.part(c.opts.Base.Region, c.opts.Base.Regions)
 		if err != nil {
 			return err
 		}
@@ -525,14 +526,14 @@ func (s *session) apply() error {
 		if changed {
 			c.status.Updates++
 		}
-		c.status.Dropped = dropped
+		c.status.NoEndpoints = empty
 		c.status.Acked = maps.Clone(versions) // the ACKs are sent right after
 		c.mu.Unlock()
 		if changed {
 			c.persist(p)
 		}
-		if len(dropped) > 0 {
-			c.log.Warn("services without usable endpoints left out", "services", dropped)
+		if len(empty) > 0 {
+			c.log.Warn("services without usable endpoints: their calls are answered 503", "services", empty)
 		}
 		c.log.Info("xds state ACKed", "versions", versions, "changed", changed, "services", len(p.Services), "regions", len(p.Regions))
 		c.once.Do(func() { close(c.applied) })

@@ -32,8 +32,9 @@
 // SnapshotCache waits for a new version instead of resending the bad one in a loop.
 //
 // Regions come from the control plane; the sidecar's own region must be among them. A
-// service with no usable endpoint in any region (all its regions down or fenced) cannot
-// be expressed in a config: it is left out, logged and listed in Status.Dropped.
+// service with no usable endpoint in any region (all its regions down or fenced) is kept
+// without endpoints: its calls are answered 503 naming it (not 404, as for an unknown
+// authority); it is logged and listed in Status.NoEndpoints.
 //
 // Faults: when the stream breaks the sidecar keeps its state and the client reconnects
 // with exponential backoff (MinBackoff doubling to MaxBackoff, jittered over the upper

@@ -212,9 +212,9 @@ type Part struct {
 
 // part turns complete resources into the xDS part of a config for a sidecar in local.
 // Regions come from the clusters' geode metadata (base's regions when there are no
-// clusters). A service whose EDS has no usable endpoint in any region cannot be
-// expressed in a config and is left out, named in dropped.
-func (r resources) part(local string, base []config.Region) (p Part, dropped []string, err error) {
+// clusters). A service whose EDS has no usable endpoint in any region is kept without
+// endpoints (its calls are answered 503) and named in empty.
+func (r resources) part(local string, base []config.Region) (p Part, empty []string, err error) {
 	p.Region = local
 	p.SessionKeys = string(r.keys)
 	var view []api.Region
@@ -262,8 +262,7 @@ func (r resources) part(local string, base []config.Region) (p Part, dropped []s
 			}
 		}
 		if len(eps) == 0 {
-			dropped = append(dropped, name)
-			continue
+			empty = append(empty, name)
 		}
 		pol := c.policy
 		svc := config.Service{
@@ -288,7 +287,7 @@ func (r resources) part(local string, base []config.Region) (p Part, dropped []s
 	if err := errors.Join(errs...); err != nil {
 		return Part{}, nil, err
 	}
-	return p, dropped, nil
+	return p, empty, nil
 }
 
 // Merge returns base with p's regions and services, defaulted and validated exactly as

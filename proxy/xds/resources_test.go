@@ -100,12 +100,12 @@ func TestPart(t *testing.T) {
 	if !r.complete() {
 		t.Fatal("incomplete")
 	}
-	p, dropped, err := r.part("us-east", nil)
+	p, empty, err := r.part("us-east", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(dropped) != 1 || dropped[0] != "gone" || len(p.Services) != 1 || p.Services[0].Endpoints["us-east"][0] != "127.0.0.1:1001" {
-		t.Fatalf("part = %+v, dropped %v", p, dropped)
+	if len(empty) != 1 || empty[0] != "gone" || len(p.Services) != 2 || p.Services[0].Name != "gone" || len(p.Services[0].Endpoints) != 0 || p.Services[1].Endpoints["us-east"][0] != "127.0.0.1:1001" {
+		t.Fatalf("part = %+v, without endpoints %v", p, empty)
 	}
 	if p.Regions[0].RTT["eu-west"].Std() != 81*time.Millisecond || p.Regions[1].State != "down" {
 		t.Fatalf("regions = %+v", p.Regions)
