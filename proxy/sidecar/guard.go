@@ -107,6 +107,10 @@ func (c *guardConn) scan(b []byte) {
 			}
 			c.atLine, c.lineLen, c.inName = true, 0, false
 		case ch == '\r':
+			// A CR ends a line (with the LF after it) and is otherwise not part of
+			// one; inside a name it makes the name none we look for (net/http refuses
+			// such a name anyway).
+			c.inName = false
 		default:
 			if c.atLine {
 				c.atLine, c.inName, c.nameLen = false, true, 0
