@@ -272,7 +272,13 @@ func (s *Sidecar) attempt(ctx context.Context, r *http.Request, body io.ReadClos
 	s.inject(ctx, out.Header)
 
 	ep.Start()
-	resp, err := svc.Transport.RoundTrip(out)
+	var resp *http.Response
+	var err error
+	if proto := upgradeProtocol(r); proto != "" {
+		resp, err = roundTripUpgrade(ctx, out, ep.Addr, svc.Connect, proto)
+	} else {
+		resp, err = svc.Transport.RoundTrip(out)
+	}
 	ep.Done()
 	if err != nil {
 		if span.IsRecording() {
@@ -290,8 +296,18 @@ func (s *Sidecar) attempt(ctx context.Context, r *http.Request, body io.ReadClos
 // respond streams resp to the client, with its trailers, and stamps the serving region.
 // Headers set on w before it (the session token) go out with the response.
 func (s *Sidecar) respond(w http.ResponseWriter, resp *http.Response, pool *route.Pool, reason affinity.Reason) {
-	defer resp.Body.Close()
 	h := w.Header()
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		h[headerRegion] = pool.NameHeader
+		if s.reasonHeader {
+			h[headerReason] = []string{reason.String()}
+		}
+		if err := s.switchProtocols(w, resp); err != nil {
+			s.log.Warn("protocol upgrade failed", "region", pool.Name, "err", err)
+		}
+		return
+	}
+	defer resp.Body.Close()
 	copyEndToEnd(h, resp.Header, isPeerOnlyHeader)
 	h[headerRegion] = pool.NameHeader
 	if s.reasonHeader {

@@ -59,7 +59,13 @@ func (s *Sidecar) serveInbound(w http.ResponseWriter, r *http.Request) {
 	if r.ProtoMajor == 2 {
 		transport = s.appProxy2
 	}
-	resp, err := transport.RoundTrip(out)
+	var resp *http.Response
+	var err error
+	if proto := upgradeProtocol(r); proto != "" {
+		resp, err = roundTripUpgrade(ctx, out, conf.App.Address, time.Second, proto)
+	} else {
+		resp, err = transport.RoundTrip(out)
+	}
 	if err != nil {
 		e := errorf(StageForward, http.StatusBadGateway, "local app at %s: %s", conf.App.Address, shortError(err))
 		if isConnectError(err) {
@@ -72,6 +78,12 @@ func (s *Sidecar) serveInbound(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.metrics.requests.WithLabelValues(listenerInbound, "", st.LocalName(), "", statusLabel(resp.StatusCode)).Inc()
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		if err := s.switchProtocols(w, resp); err != nil {
+			s.log.Warn("protocol upgrade to the local app failed", "err", err)
+		}
+		return
+	}
 	defer resp.Body.Close()
 	s.observeReplica(st, st.Local, resp.Header, time.Now())
 	copyEndToEnd(w.Header(), resp.Header, isPeerOnlyHeader) // an app cannot claim "unprocessed"

@@ -66,6 +66,7 @@ type Sidecar struct {
 
 	opts      Options
 	trusted   []*net.IPNet
+	tunnels   tunnels         // upgraded connections (upgrade.go)
 	appProxy  route.Transport // inbound → local app, HTTP/1.1
 	appProxy2 route.Transport // inbound → local app, h2c
 
@@ -276,6 +277,7 @@ func (s *Sidecar) Run(ctx context.Context) error {
 				sv.srv.Close()
 			}
 		}
+		s.tunnels.drain(drain) // upgraded connections get what is left of the drain
 		s.registry.CloseIdleConnections()
 		s.appProxy.CloseIdleConnections()
 		s.appProxy2.CloseIdleConnections()
