@@ -32,8 +32,9 @@
 // from its control plane (every region, every service with a pool per region).
 //
 // Replication between the apps does NOT go through the WAN links or the sidecars: each
-// app pushes its writes straight to its peers' app addresses, delayed by Options.Lag.
-// Options.Lag is therefore the whole replication delay.
+// app pushes its writes straight to its peers' app addresses, delayed by Options.Lag, or
+// by Options.LagInto[peer] for a peer it names (one region's replica lagging far behind
+// the others'). These are therefore the whole replication delay.
 //
 // StopApp stops a region's app and leaves its sidecar running (the inbound listener then
 // answers 503, marked unprocessed, so callers go elsewhere); StartApp starts a new, empty Store on the same address with the next

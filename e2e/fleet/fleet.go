@@ -62,6 +62,10 @@ type Options struct {
 	Regions []string
 	// Lag is the replication lag of the profiles apps.
 	Lag time.Duration
+	// LagInto overrides Lag for replication into the regions it names (region → delay
+	// before every other region's writes are sent to it), e.g. to make one region's
+	// replica lag far behind the others. Every key must be a region of the fleet.
+	LagInto map[string]time.Duration
 	// WAN puts an emulated WAN link (toxiproxy, one-way latency rtt/2 each way) between a
 	// sidecar and every other region's inbound listener. Without it, cross-region calls go
 	// straight to the other region's inbound listener.
@@ -116,8 +120,9 @@ type Region struct {
 	inbound  string
 	admin    string
 	appAddr  string
-	peers    map[string]string // region → base URL of that region's app (replication is direct)
-	lag      time.Duration
+	peers    map[string]string        // region → base URL of that region's app (replication is direct)
+	lag      time.Duration            // Options.Lag
+	peerLag  map[string]time.Duration // peer region → its Options.LagInto, where set
 
 	mu    sync.Mutex // guards epoch and app
 	epoch uint64
@@ -155,6 +160,14 @@ func Start(ctx context.Context, opts Options) (_ *Fleet, err error) {
 			if _, ok := rtts[newPair(a, b)]; !ok {
 				return nil, fmt.Errorf("fleet: no RTT between %q and %q in regions.csv", a, b)
 			}
+		}
+	}
+	for region, lag := range opts.LagInto {
+		if !slices.Contains(names, region) {
+			return nil, fmt.Errorf("fleet: LagInto: %q is not a region of the fleet", region)
+		}
+		if lag < 0 {
+			return nil, fmt.Errorf("fleet: LagInto[%q]: must not be negative, got %v", region, lag)
 		}
 	}
 	log := opts.Logger
@@ -219,8 +232,15 @@ func Start(ctx context.Context, opts Options) (_ *Fleet, err error) {
 	for _, r := range f.regions {
 		r.peers = map[string]string{}
 		for _, o := range f.regions {
-			if o != r {
-				r.peers[o.Name] = "http://" + o.appAddr
+			if o == r {
+				continue
+			}
+			r.peers[o.Name] = "http://" + o.appAddr
+			if lag, ok := opts.LagInto[o.Name]; ok {
+				if r.peerLag == nil {
+					r.peerLag = map[string]time.Duration{}
+				}
+				r.peerLag[o.Name] = lag
 			}
 		}
 	}
@@ -747,11 +767,12 @@ func (r *Region) StartApp() error {
 func (r *Region) startAppLocked(ln net.Listener) error {
 	r.epoch++
 	store, err := profiles.New(profiles.Config{
-		Region: r.Name,
-		Epoch:  r.epoch,
-		Lag:    r.lag,
-		Peers:  r.peers,
-		Logger: r.log.With("component", "app"),
+		Region:  r.Name,
+		Epoch:   r.epoch,
+		Lag:     r.lag,
+		PeerLag: r.peerLag,
+		Peers:   r.peers,
+		Logger:  r.log.With("component", "app"),
 	})
 	if err != nil {
 		return fmt.Errorf("fleet: %s: %w", r.Name, err)

@@ -187,3 +187,10 @@ func TestStartRejectsUnknownRegion(t *testing.T) {
 		t.Fatalf("err = %v, want one naming mars-north", err)
 	}
 }
+
+func TestStartRejectsLagIntoUnknownRegion(t *testing.T) {
+	_, err := fleet.Start(t.Context(), fleet.Options{LagInto: map[string]time.Duration{"mars-north": time.Second}})
+	if err == nil || !strings.Contains(err.Error(), `LagInto: "mars-north"`) {
+		t.Fatalf("err = %v, want one naming LagInto and mars-north", err)
+	}
+}

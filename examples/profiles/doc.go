@@ -25,10 +25,12 @@
 //
 // A write accepted here gets the next Seq of this origin (Config.Region, Config.Epoch).
 // Each origin pushes its own writes to every peer (a full mesh, no relaying): the write is
-// queued per peer and sent Config.Lag after it was accepted, in order, with retries and a
-// short backoff while the peer is down. A peer queue is bounded (Config.QueueSize): when it
-// is full the write is dropped for that peer, counted (Dropped) and logged; that peer will
-// then never see it (there is no anti-entropy in this sample).
+// queued per peer and sent Config.Lag after it was accepted (Config.PeerLag[peer] instead,
+// when it names that peer: one region's replica can lag far behind the others'), in order,
+// with retries and a short backoff while the peer is down. A peer queue is bounded
+// (Config.QueueSize): when it is full the write is dropped for that peer, counted
+// (Dropped) and logged; that peer will then never see it (there is no anti-entropy in
+// this sample).
 //
 // A receiving replica applies each origin's writes in order and ignores duplicates (a
 // retried delivery). Its watermark for an origin is the last Seq up to which it has applied

@@ -67,6 +67,12 @@ type instance struct {
 // startRegions runs one Store per region on loopback, each peered with all others.
 func startRegions(t *testing.T, lag time.Duration, regions ...string) map[string]*instance {
 	t.Helper()
+	return startConfiguredRegions(t, func(c *Config) { c.Lag = lag }, regions...)
+}
+
+// startConfiguredRegions is startRegions with each region's Config adjusted by configure.
+func startConfiguredRegions(t *testing.T, configure func(*Config), regions ...string) map[string]*instance {
+	t.Helper()
 	lns := map[string]net.Listener{}
 	for _, r := range regions {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -83,7 +89,9 @@ func startRegions(t *testing.T, lag time.Duration, regions ...string) map[string
 				peers[p] = "http://" + lns[p].Addr().String()
 			}
 		}
-		s, err := New(Config{Region: r, Lag: lag, Peers: peers})
+		cfg := Config{Region: r, Peers: peers}
+		configure(&cfg)
+		s, err := New(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -158,6 +166,8 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{"empty region", Config{}, "region: must not be empty"},
 		{"region with colon", Config{Region: "us:east"}, "must not contain"},
 		{"negative lag", Config{Region: "a", Lag: -time.Second}, "lag: must not be negative"},
+		{"negative peer lag", Config{Region: "a", Peers: map[string]string{"b": "http://x:1"}, PeerLag: map[string]time.Duration{"b": -time.Second}}, `peerLag["b"]: must not be negative`},
+		{"peer lag for a non-peer", Config{Region: "a", PeerLag: map[string]time.Duration{"b": time.Second}}, `peerLag["b"]: not a peer`},
 		{"peer is self", Config{Region: "a", Peers: map[string]string{"a": "http://x:1"}}, `peers["a"]: is this instance's own region`},
 		{"peer url", Config{Region: "a", Peers: map[string]string{"b": "x:1"}}, `peers["b"]: want an http(s)://host:port`},
 	} {
@@ -228,6 +238,44 @@ func TestWriteIsVisibleInOtherRegionsOnlyAfterLag(t *testing.T) {
 			}
 		}
 	})
+}
+
+func TestPeerLagDelaysOnlyThatPeer(t *testing.T) {
+	const lag, slow = 20 * time.Millisecond, 700 * time.Millisecond
+	regions := startConfiguredRegions(t, func(c *Config) {
+		c.Lag = lag
+		if c.Region != "us-west" {
+			c.PeerLag = map[string]time.Duration{"us-west": slow}
+		}
+	}, "us-east", "eu-west", "us-west")
+	c := httpClient(t, false)
+	start := time.Now()
+	resp, _ := do(t, c, "PUT", regions["us-east"].url+"/users/ada", `{"name":"Ada","email":"ada@example.com"}`)
+	v, err := consistency.ParseVersion(resp.Header.Get(consistency.HeaderVersion))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// eu-west has it after about lag; us-west not before slow.
+	deadline := time.Now().Add(slow / 2)
+	for !regions["eu-west"].store.Watermark().Covers(v) {
+		if time.Now().After(deadline) {
+			t.Fatalf("eu-west: %v not applied within %v (its lag is %v)", v, slow/2, lag)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if regions["us-west"].store.Watermark().Covers(v) {
+		t.Fatalf("us-west applied %v after %v, before its peer lag %v", v, time.Since(start), slow)
+	}
+	deadline = time.Now().Add(3 * time.Second)
+	for !regions["us-west"].store.Watermark().Covers(v) {
+		if time.Now().After(deadline) {
+			t.Fatalf("us-west: %v never applied", v)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if elapsed := time.Since(start); elapsed < slow {
+		t.Errorf("us-west applied %v after %v, before its peer lag %v", v, elapsed, slow)
+	}
 }
 
 func TestConcurrentWritesConverge(t *testing.T) {

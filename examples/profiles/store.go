@@ -33,6 +33,10 @@ type Config struct {
 	Peers     map[string]string // region → base URL ("http://127.0.0.1:port") of the other regions
 	QueueSize int               // per-peer replication queue bound (default DefaultQueueSize)
 	Logger    *slog.Logger      // nil discards
+	// PeerLag overrides Lag for the peers it names (region → delay before a write is
+	// sent to that peer), e.g. to make one region's replica lag far behind the others.
+	// Every key must be in Peers.
+	PeerLag map[string]time.Duration
 }
 
 // Profile is one user profile with the version of the write that produced it.
@@ -136,6 +140,14 @@ func (c Config) validate() error {
 	if c.QueueSize < 0 {
 		errs = append(errs, fmt.Errorf("queueSize: must not be negative, got %d", c.QueueSize))
 	}
+	for region, lag := range c.PeerLag {
+		if _, ok := c.Peers[region]; !ok {
+			errs = append(errs, fmt.Errorf("peerLag[%q]: not a peer", region))
+		}
+		if lag < 0 {
+			errs = append(errs, fmt.Errorf("peerLag[%q]: must not be negative, got %v", region, lag))
+		}
+	}
 	for region, base := range c.Peers {
 		if err := checkRegion(region); err != nil {
 			errs = append(errs, fmt.Errorf("peers[%q]: %w", region, err))
@@ -186,10 +198,14 @@ func (s *Store) Put(id, name, email string) Profile {
 	}
 	s.store(w)
 	// Enqueue under the lock so each peer queue holds this origin's writes in seq order.
-	due := time.Now().Add(s.cfg.Lag)
+	now := time.Now()
 	for peer, q := range s.queues {
+		lag, ok := s.cfg.PeerLag[peer]
+		if !ok {
+			lag = s.cfg.Lag
+		}
 		select {
-		case q <- delivery{due: due, w: w}:
+		case q <- delivery{due: now.Add(lag), w: w}:
 		default:
 			n := s.dropped.Add(1)
 			s.log.Warn("replication queue full, write dropped for peer",
