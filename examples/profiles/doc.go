@@ -39,6 +39,13 @@
 // replica does not have. A write from a newer epoch of an origin restarts that origin's
 // position; writes from an older epoch are ignored.
 //
+// Each origin also sends a heartbeat (its position and wall-clock time) down every peer's
+// stream every HeartbeatInterval. A replica is current with an origin as of the time of
+// the newest write or heartbeat up to which it has everything; its lag behind the origin
+// is the time since then, reported on every response as geode-replica-lag
+// ("origin=ms,...", consistency.ReplicaLag), with a peer it has not heard from yet listed
+// as consistency.MaxReplicaLag behind. Geode routes bounded-staleness reads by it.
+//
 // # Conflict rule
 //
 // Concurrent writes of the same id in different regions are resolved last-writer-wins by a

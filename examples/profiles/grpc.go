@@ -133,7 +133,11 @@ func (g grpcService) watch(in *wrapperspb.StringValue, stream grpc.ServerStream)
 // header is the header metadata of a call. geode-region is not in it: Handler sets it on
 // every response, gRPC included.
 func (g grpcService) header(wm consistency.Watermark) metadata.MD {
-	return metadata.Pairs(consistency.HeaderWatermark, wm.String())
+	md := metadata.Pairs(consistency.HeaderWatermark, wm.String())
+	if lag := g.s.ReplicaLag(); len(lag) > 0 {
+		md.Set(consistency.HeaderReplicaLag, lag.String())
+	}
+	return md
 }
 
 func toStruct(p Profile) *structpb.Struct {

@@ -31,7 +31,9 @@ type replicateJSON struct {
 
 type writeJSON struct {
 	profileJSON
-	Stamp uint64 `json:"stamp"`
+	Stamp     uint64 `json:"stamp"`
+	At        int64  `json:"at,omitempty"`        // the origin's clock, unix ms
+	Heartbeat bool   `json:"heartbeat,omitempty"` // a position and time, no write
 }
 
 // Handler returns the handler serving both the JSON API and gRPC (see doc.go).
@@ -102,13 +104,13 @@ func (s *Store) replicate(w http.ResponseWriter, r *http.Request) {
 			s.fail(w, http.StatusBadRequest, "writes[%d].version: %v", i, err)
 			return
 		}
-		if wj.ID == "" {
+		if wj.ID == "" && !wj.Heartbeat {
 			s.fail(w, http.StatusBadRequest, "writes[%d].id: must not be empty", i)
 			return
 		}
 		ws = append(ws, write{
 			Profile: Profile{ID: wj.ID, Name: wj.Name, Email: wj.Email, Version: v},
-			Stamp:   wj.Stamp,
+			Stamp:   wj.Stamp, At: wj.At, Heartbeat: wj.Heartbeat,
 		})
 	}
 	s.apply(ws)
@@ -122,10 +124,13 @@ func decode(w http.ResponseWriter, r *http.Request, v any) error {
 	return dec.Decode(v)
 }
 
-// reply writes v as JSON with the replica's watermark header.
+// reply writes v as JSON with the replica's watermark and lag headers.
 func (s *Store) reply(w http.ResponseWriter, wm consistency.Watermark, status int, v any) {
 	h := w.Header()
 	h.Set(consistency.HeaderWatermark, wm.String())
+	if lag := s.ReplicaLag(); len(lag) > 0 {
+		h.Set(consistency.HeaderReplicaLag, lag.String())
+	}
 	h.Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	if err := json.NewEncoder(w).Encode(v); err != nil {

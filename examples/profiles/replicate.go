@@ -15,6 +15,10 @@ import (
 	"time"
 )
 
+// HeartbeatInterval is how often a Store sends its position and time to its peers when
+// serving (see Store.ReplicaLag).
+const HeartbeatInterval = 100 * time.Millisecond
+
 const (
 	shutdownTimeout = 5 * time.Second
 	sendTimeout     = 5 * time.Second
@@ -52,6 +56,20 @@ func (s *Store) Serve(ctx context.Context, ln net.Listener) error {
 	for peer, q := range s.queues {
 		url := strings.TrimSuffix(s.cfg.Peers[peer], "/") + "/replicate"
 		senders.Go(func() { s.send(ctx, client, peer, url, q) })
+	}
+	if len(s.queues) > 0 {
+		senders.Go(func() {
+			t := time.NewTicker(HeartbeatInterval)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					s.heartbeat()
+				}
+			}
+		})
 	}
 
 	served := make(chan error, 1)
@@ -139,7 +157,7 @@ func (s *Store) send(ctx context.Context, client *http.Client, peer, url string,
 }
 
 func toWireWrite(w write) writeJSON {
-	return writeJSON{profileJSON: toJSON(w.Profile), Stamp: w.Stamp}
+	return writeJSON{profileJSON: toJSON(w.Profile), Stamp: w.Stamp, At: w.At, Heartbeat: w.Heartbeat}
 }
 
 func post(ctx context.Context, client *http.Client, url string, body []byte) error {

@@ -47,10 +47,14 @@ type Profile struct {
 	Version consistency.Version
 }
 
-// write is one accepted write, as stored and as replicated.
+// write is one accepted write, as stored and as replicated, or a heartbeat: the origin's
+// position at a time, sent down the same stream so that a replica knows how current it
+// is while the origin writes nothing (Heartbeat, no ID).
 type write struct {
 	Profile
-	Stamp uint64 // Lamport timestamp, for the conflict rule
+	Stamp     uint64 // Lamport timestamp, for the conflict rule
+	At        int64  // the origin's wall clock when it took the write (or sent the heartbeat), unix ms
+	Heartbeat bool
 }
 
 // wins reports whether w replaces cur under the conflict rule (see doc.go).
@@ -73,6 +77,7 @@ type originState struct {
 	seen   uint64 // highest seq applied
 	mark   uint64 // watermark: every seq up to mark is applied
 	broken bool   // a gap was seen: mark is frozen
+	asOf   int64  // unix ms: this replica has every write the origin took up to then
 }
 
 type watcher struct {
@@ -195,9 +200,30 @@ func (s *Store) Put(id, name, email string) Profile {
 			Position: consistency.Position{Epoch: s.cfg.Epoch, Seq: s.seq},
 		}},
 		Stamp: s.clock, // the largest stamp this replica has seen: always wins locally
+		At:    time.Now().UnixMilli(),
 	}
 	s.store(w)
-	// Enqueue under the lock so each peer queue holds this origin's writes in seq order.
+	s.enqueueLocked(w)
+	return w.Profile
+}
+
+// heartbeat sends this origin's current position and time to every peer, down the
+// replication stream, so that their replicas know how current they are (ReplicaLag)
+// while this origin writes nothing. Serve sends one every HeartbeatInterval.
+func (s *Store) heartbeat() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.enqueueLocked(write{
+		Profile:   Profile{Version: consistency.Version{Origin: s.cfg.Region, Position: consistency.Position{Epoch: s.cfg.Epoch, Seq: s.seq}}},
+		At:        time.Now().UnixMilli(),
+		Heartbeat: true,
+	})
+}
+
+// enqueueLocked queues w for every peer, due after that peer's lag. Called under s.mu,
+// so each peer queue holds this origin's writes in seq order. A full queue drops the
+// write (counted; a heartbeat is not counted: the next one replaces it).
+func (s *Store) enqueueLocked(w write) {
 	now := time.Now()
 	for peer, q := range s.queues {
 		lag, ok := s.cfg.PeerLag[peer]
@@ -207,12 +233,14 @@ func (s *Store) Put(id, name, email string) Profile {
 		select {
 		case q <- delivery{due: now.Add(lag), w: w}:
 		default:
+			if w.Heartbeat {
+				continue
+			}
 			n := s.dropped.Add(1)
 			s.log.Warn("replication queue full, write dropped for peer",
 				"peer", peer, "version", w.Version.String(), "dropped_total", n)
 		}
 	}
-	return w.Profile
 }
 
 // apply applies writes replicated from their origin, in order. It never fails: duplicates
@@ -230,8 +258,19 @@ func (s *Store) apply(ws []write) {
 		case o == nil || v.Epoch > o.epoch:
 			o = &originState{epoch: v.Epoch}
 			s.origins[v.Origin] = o
-		case v.Epoch < o.epoch || v.Seq <= o.seen:
-			continue // stale epoch or duplicate delivery
+		case v.Epoch < o.epoch:
+			continue // a stale epoch
+		}
+		if w.Heartbeat {
+			// Everything the origin took up to the heartbeat's position is here: the
+			// replica is current as of the heartbeat's time.
+			if !o.broken && o.mark >= v.Seq {
+				o.asOf = max(o.asOf, w.At)
+			}
+			continue
+		}
+		if v.Seq <= o.seen {
+			continue // a duplicate delivery
 		}
 		if v.Seq != o.seen+1 && !o.broken {
 			o.broken = true
@@ -241,6 +280,7 @@ func (s *Store) apply(ws []write) {
 		o.seen = v.Seq
 		if !o.broken {
 			o.mark = v.Seq
+			o.asOf = max(o.asOf, w.At)
 		}
 		s.clock = max(s.clock, w.Stamp)
 		if cur, ok := s.profiles[w.ID]; !ok || w.wins(cur) {
@@ -292,6 +332,24 @@ func (s *Store) Watermark() consistency.Watermark {
 		wm[origin] = consistency.Position{Epoch: o.epoch, Seq: o.mark}
 	}
 	return wm
+}
+
+// ReplicaLag returns how far this replica is behind each peer, by the peer's clock: the
+// time since the newest point the replica has all of that peer's writes up to (from the
+// writes it applied and the peer's heartbeats). A peer it has not heard from yet is
+// reported as consistency.MaxReplicaLag behind: unknown is not fresh.
+func (s *Store) ReplicaLag() consistency.ReplicaLag {
+	now := time.Now().UnixMilli()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := make(consistency.ReplicaLag, len(s.cfg.Peers))
+	for peer := range s.cfg.Peers {
+		l[peer] = consistency.MaxReplicaLag
+		if o := s.origins[peer]; o != nil && o.asOf > 0 {
+			l[peer] = time.Duration(max(now-o.asOf, 0)) * time.Millisecond
+		}
+	}
+	return l
 }
 
 // Region returns this instance's region.

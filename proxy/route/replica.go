@@ -22,6 +22,10 @@ type Replica struct {
 	// its watermark on every response) is nothing new, and is not parsed again.
 	lastText atomic.Pointer[string]
 
+	// lag is the replica's own report of its lag behind each origin
+	// (consistency.HeaderReplicaLag), with when it was observed; nil until one is.
+	lag atomic.Pointer[lagSeen]
+
 	mu      sync.Mutex
 	history [64]positionSeen // this region's own positions, as an origin, oldest overwritten
 	next    int
@@ -126,4 +130,47 @@ func (r *Replica) LagOf(behind consistency.Watermark, now time.Time) time.Durati
 
 func newer(p, old consistency.Position) bool {
 	return p.Epoch > old.Epoch || p.Epoch == old.Epoch && p.Seq > old.Seq
+}
+
+// lagSeen is a replica's lag report and when it was observed.
+type lagSeen struct {
+	lag consistency.ReplicaLag
+	at  time.Time
+}
+
+// ObserveLagText records the replica's report of its lag behind each origin, in its
+// wire form (the geode-replica-lag header), observed at now. A report older than the one
+// held is ignored.
+func (r *Replica) ObserveLagText(text string, now time.Time) error {
+	l, err := consistency.ParseReplicaLag(text)
+	if err != nil {
+		return err
+	}
+	next := &lagSeen{lag: l, at: now}
+	for {
+		cur := r.lag.Load()
+		if cur != nil && cur.at.After(now) {
+			return nil
+		}
+		if r.lag.CompareAndSwap(cur, next) {
+			return nil
+		}
+	}
+}
+
+// Staleness returns how far the replica is behind origin at now, by its own last lag
+// report plus the time since that report (an upper bound: the replica may have caught up
+// since, but cannot have fallen further behind than that). reported is false when the
+// replica has never reported its lag; known is false when it has but not for origin (it
+// has heard nothing from that origin).
+func (r *Replica) Staleness(origin string, now time.Time) (lag time.Duration, reported, known bool) {
+	ls := r.lag.Load()
+	if ls == nil {
+		return 0, false, false
+	}
+	d, ok := ls.lag[origin]
+	if !ok {
+		return 0, true, false
+	}
+	return d + max(now.Sub(ls.at), 0), true, true
 }

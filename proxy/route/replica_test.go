@@ -81,3 +81,32 @@ func TestReplicaObserveTextSkipsARepeat(t *testing.T) {
 		t.Fatal("a malformed watermark was accepted")
 	}
 }
+
+// A replica's own lag report, aged by the time since it was observed, is its staleness;
+// an origin it does not report is unknown, and an older report never replaces a newer.
+func TestReplicaStalenessFromItsLagReport(t *testing.T) {
+	r := &Replica{Region: "us-west"}
+	r.w.Store(&consistency.Watermark{})
+	t0 := time.Unix(1000, 0)
+	if _, reported, _ := r.Staleness("us-east", t0); reported {
+		t.Fatal("a replica that never reported lag is reported")
+	}
+	if err := r.ObserveLagText("us-east=1800,eu-west=40", t0); err != nil {
+		t.Fatal(err)
+	}
+	if lag, reported, known := r.Staleness("us-east", t0.Add(200*time.Millisecond)); !reported || !known || lag != 2*time.Second {
+		t.Fatalf("staleness behind us-east 200ms after a report of 1800ms = %v (%v, %v), want 2s", lag, reported, known)
+	}
+	if _, reported, known := r.Staleness("ap-south", t0); !reported || known {
+		t.Fatal("an origin the report does not list is known")
+	}
+	if err := r.ObserveLagText("us-east=5000", t0.Add(-time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if lag, _, _ := r.Staleness("us-east", t0); lag != 1800*time.Millisecond {
+		t.Fatalf("an older report replaced a newer one: %v", lag)
+	}
+	if err := r.ObserveLagText("us-east=soon", t0); err == nil {
+		t.Fatal("a malformed report was taken")
+	}
+}

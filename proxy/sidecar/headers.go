@@ -30,6 +30,8 @@ const (
 	canonVersion   = "Geode-Version"   // consistency.HeaderVersion
 	canonWatermark = "Geode-Watermark" // consistency.HeaderWatermark
 	canonSession   = "Geode-Session"   // consistency.HeaderSession
+	// canonReplicaLag is consistency.HeaderReplicaLag.
+	canonReplicaLag = "Geode-Replica-Lag"
 )
 
 // isPeerOnlyHeader reports whether a response header is between sidecars only.

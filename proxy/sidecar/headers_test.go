@@ -10,7 +10,7 @@ import (
 func TestCanonicalHeaderNamesMatchTheWireNames(t *testing.T) {
 	for canon, wire := range map[string]string{
 		canonOp: consistency.HeaderOp, canonVersion: consistency.HeaderVersion,
-		canonWatermark: consistency.HeaderWatermark, canonSession: consistency.HeaderSession,
+		canonWatermark: consistency.HeaderWatermark, canonSession: consistency.HeaderSession, canonReplicaLag: consistency.HeaderReplicaLag,
 	} {
 		if http.CanonicalHeaderKey(wire) != canon {
 			t.Errorf("%s is not the canonical form of %s", canon, wire)

@@ -13,11 +13,13 @@ import (
 
 // observeReplica records the watermark a response from region r carries.
 func (s *Sidecar) observeReplica(st *route.State, r affinity.Region, h http.Header, now time.Time) {
-	v := h.Get(canonWatermark)
-	if v == "" {
-		return
+	// Malformed reports are ignored: they are only hints.
+	if v := h.Get(canonWatermark); v != "" {
+		_ = st.Replicas[r].ObserveText(v, now)
 	}
-	_ = st.Replicas[r].ObserveText(v, now) // a malformed report is ignored: it is only a hint
+	if v := h.Get(canonReplicaLag); v != "" {
+		_ = st.Replicas[r].ObserveLagText(v, now)
+	}
 }
 
 // checkSession is the inbound side of read-your-writes, the authority on it: a session
@@ -117,4 +119,47 @@ func (s *Sidecar) pullWatermark(ctx context.Context, st *route.State, conf *appC
 	}
 	discard(resp)
 	s.observeReplica(st, st.Local, resp.Header, time.Now())
+}
+
+// refreshLocalReplica keeps what the sidecar knows of its own region's replica fresh for
+// bounded-staleness routing: while a service has that level and the app has a watermark
+// endpoint (app.watermark_path), it pulls the endpoint every quarter of the smallest
+// staleness bound (25 ms to 1 s). Otherwise the local replica would be seen only through
+// the reads it still serves, and a replica that fell behind would stay excluded after
+// catching up. It returns when ctx is done.
+func (s *Sidecar) refreshLocalReplica(ctx context.Context) {
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		st, conf := s.state.Load(), s.conf.Load()
+		every := localRefreshInterval(st)
+		if every == 0 || conf.App.WatermarkPath == "" {
+			t.Reset(time.Second) // look again: a new routing state may need it
+			continue
+		}
+		pctx, cancel := context.WithTimeout(ctx, every)
+		s.pullWatermark(pctx, st, &appConf{address: conf.App.Address, watermarkPath: conf.App.WatermarkPath})
+		cancel()
+		t.Reset(every)
+	}
+}
+
+// localRefreshInterval is a quarter of the smallest staleness bound of st's services,
+// within [25ms, 1s]; 0 when no service is bounded-staleness.
+func localRefreshInterval(st *route.State) time.Duration {
+	var smallest time.Duration
+	for _, svc := range st.Services() {
+		if b := svc.Level.Staleness; svc.Level.Kind == consistency.BoundedStaleness && (smallest == 0 || b < smallest) {
+			smallest = b
+		}
+	}
+	if smallest == 0 {
+		return 0
+	}
+	return min(max(smallest/4, 25*time.Millisecond), time.Second)
 }

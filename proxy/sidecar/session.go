@@ -165,18 +165,22 @@ func (n need) missing(w consistency.Watermark) string {
 }
 
 // freshRegions fills, for a bounded-staleness read, the regions whose replica lags the
-// data's origin (the key's home region; without one, every origin) by no more than the
-// bound, as far as the hints tell.
+// data's origin (the key's home region; without one, every other region) by no more than
+// the bound. A region is always fresh for its own writes. Otherwise its replica's own
+// lag reports (consistency.HeaderReplicaLag, from its responses or, for the local
+// region, pulled from the app) decide, aged by the time since the report; a replica that
+// reports lag but nothing for the origin is not fresh. For an app that reports no lag,
+// the estimate comes from the watermarks and versions seen in traffic, which can only
+// see lag this sidecar has witnessed.
 func freshRegions(req *affinity.Request, st *route.State, svc *route.Service, now time.Time) {
 	bound := svc.Level.Staleness
 	for _, r := range svc.View.Order {
-		w := st.Replicas[r].Watermark()
 		fresh := true
 		if req.HasHome {
-			fresh = req.Home == r || st.Replicas[req.Home].LagOf(w, now) <= bound
+			fresh = req.Home == r || withinBound(st, r, req.Home, bound, now)
 		} else {
 			for o := range st.Regions() {
-				if affinity.Region(o) != r && st.Replicas[o].LagOf(w, now) > bound {
+				if o := affinity.Region(o); o != r && !withinBound(st, r, o, bound, now) {
 					fresh = false
 					break
 				}
@@ -186,6 +190,19 @@ func freshRegions(req *affinity.Request, st *route.State, svc *route.Service, no
 			req.Fresh.Add(r)
 		}
 	}
+}
+
+// withinBound reports whether region r's replica is known to lag origin by no more than
+// bound at now (see freshRegions).
+func withinBound(st *route.State, r, origin affinity.Region, bound time.Duration, now time.Time) bool {
+	lag, reported, known := st.Replicas[r].Staleness(st.RegionName(origin), now)
+	switch {
+	case known:
+		return lag <= bound
+	case reported:
+		return false
+	}
+	return st.Replicas[origin].LagOf(st.Replicas[r].Watermark(), now) <= bound
 }
 
 // pinName names a session's pin for a key of a service: the service name for a service

@@ -251,6 +251,10 @@ func (s *Sidecar) Run(ctx context.Context) error {
 	}
 	s.ready.Store(true)
 	g.Go(func() error {
+		s.refreshLocalReplica(gctx)
+		return nil
+	})
+	g.Go(func() error {
 		<-gctx.Done()
 		s.ready.Store(false)
 		drain, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.Limits.DrainTimeout.Std())
