@@ -3,7 +3,8 @@
 //   - operation classes (Op, Classifier: read or write, from HTTP routes and gRPC
 //     method lists, with the geode-op override header),
 //   - consistency levels (Level: eventual, session, bounded-staleness=<dur>, strong),
-//   - write versions and replica watermarks (Version, Watermark),
+//   - write versions and replica watermarks (Version, Watermark), and a replica's lag
+//     behind each origin (ReplicaLag, for bounded staleness),
 //   - version vectors (VersionVector: per-origin maximum, SatisfiedBy a watermark),
 //   - session tokens (Token, KeyRing: compact HMAC-signed geode-session tokens with
 //     key rotation, and FromRequest to find one in a request).
