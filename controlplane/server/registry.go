@@ -310,7 +310,7 @@ func (r *registry) add(ref streamRef, reg *registration) *refusal {
 		return nil
 	case len(r.nodes) >= r.max:
 		return refuse(RefusedCapacity, codes.ResourceExhausted,
-			"node %q: this control plane holds %d registered endpoints, its limit (Options.MaxRegistrations)", reg.nodeID, r.max)
+			"node %q: this control plane holds %d registered endpoints, its limit (--max-registrations)", reg.nodeID, r.max)
 	}
 	reg.since = now
 	reg.streams = map[streamRef]struct{}{ref: {}}
