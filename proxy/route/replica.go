@@ -158,6 +158,9 @@ func (r *Replica) ObserveLagText(text string, now time.Time) error {
 	}
 }
 
+// ReportsLag reports whether the replica has reported its lag (ObserveLagText).
+func (r *Replica) ReportsLag() bool { return r.lag.Load() != nil }
+
 // Staleness returns how far the replica is behind origin at now, by its own last lag
 // report plus the time since that report (an upper bound: the replica may have caught up
 // since, but cannot have fallen further behind than that). reported is false when the

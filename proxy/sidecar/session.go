@@ -168,10 +168,11 @@ func (n need) missing(w consistency.Watermark) string {
 // data's origin (the key's home region; without one, every other region) by no more than
 // the bound. A region is always fresh for its own writes. Otherwise its replica's own
 // lag reports (consistency.HeaderReplicaLag, from its responses or, for the local
-// region, pulled from the app) decide, aged by the time since the report; a replica that
-// reports lag but nothing for the origin is not fresh. For an app that reports no lag,
-// the estimate comes from the watermarks and versions seen in traffic, which can only
-// see lag this sidecar has witnessed.
+// region, pulled from the app) decide, aged by the time since the report (an upper bound
+// on its lag now); a replica that reports lag but nothing for the origin, or that has not
+// reported yet while the local app does, is not fresh. For apps that report no lag, the
+// estimate comes from the watermarks and versions seen in traffic, which can only see lag
+// this sidecar has witnessed.
 func freshRegions(req *affinity.Request, st *route.State, svc *route.Service, now time.Time) {
 	bound := svc.Level.Staleness
 	for _, r := range svc.View.Order {
@@ -193,13 +194,16 @@ func freshRegions(req *affinity.Request, st *route.State, svc *route.Service, no
 }
 
 // withinBound reports whether region r's replica is known to lag origin by no more than
-// bound at now (see freshRegions).
+// bound at now (see freshRegions). When the local app reports its lag, the fleet's apps
+// are taken to: a region this sidecar has no report from yet is not known fresh.
 func withinBound(st *route.State, r, origin affinity.Region, bound time.Duration, now time.Time) bool {
 	lag, reported, known := st.Replicas[r].Staleness(st.RegionName(origin), now)
 	switch {
 	case known:
 		return lag <= bound
 	case reported:
+		return false
+	case st.Replicas[st.Local].ReportsLag():
 		return false
 	}
 	return st.Replicas[origin].LagOf(st.Replicas[r].Watermark(), now) <= bound
