@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/base64"
 	"fmt"
 	"io"
 	"net"
@@ -12,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/geodemesh/geode/consistency"
 )
 
 // regionBackend is an app that says which region it plays.
@@ -127,11 +130,31 @@ func waitServedBy(t *testing.T, outbound, region string, limit time.Duration, lo
 func TestSidecarFollowsAControlPlaneProcess(t *testing.T) {
 	bin := buildGeode(t)
 	manifests := twoRegionFleet(t)
+	// The fleet's session keys, as a Secret among the manifests: they reach the sidecar
+	// (which has no keys file) over SDS.
+	keysYAML := "keys:\n  - id: e2e-1\n    secret: " + base64.StdEncoding.EncodeToString([]byte("e2e session key: 32 bytes or more!")) +
+		"\n    sign_from: 2026-01-01T00:00:00Z\n    expires: 2099-01-01T00:00:00Z\n"
+	ring, err := consistency.ParseKeyRing([]byte(keysYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(manifests, "session-keys.yaml"), []byte("apiVersion: v1\nkind: Secret\nmetadata: {name: geode-session-keys}\nstringData:\n  keys.yaml: |\n    "+
+		strings.ReplaceAll(strings.TrimSuffix(keysYAML, "\n"), "\n", "\n    ")+"\n"), 0o600)
 	xdsAddr, adminAddr := freePort(t), freePort(t)
 	cpErr := startProcess(t, bin, "controlplane", "--config", manifests, "--listen", xdsAddr, "--admin", adminAddr, "--insecure")
 	base, outbound := sidecarBase(t)
 	scErr := startProcess(t, bin, "sidecar", "--config", base, "--xds", xdsAddr, "--insecure", "--node-id", "e2e-sidecar")
 	waitServedBy(t, outbound, "us-east", 15*time.Second, cpErr, scErr)
+	req, _ := http.NewRequest(http.MethodGet, "http://"+outbound+"/", nil)
+	req.Host = "web"
+	resp, err := (&http.Client{Timeout: 2 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if _, err := ring.Verify(resp.Header.Get(consistency.HeaderSession), time.Now()); err != nil {
+		t.Fatalf("session token %q does not verify with the manifests' key ring: %v\n%s%s", resp.Header.Get(consistency.HeaderSession), err, cpErr, scErr)
+	}
 
 	out, err := exec.Command(bin, "region", "down", "us-east", "--admin", adminAddr).CombinedOutput()
 	if err != nil {
