@@ -7,10 +7,12 @@
 //
 // A control plane with an own region (server.Options.Region, --region) serves
 // GET /peer/summary?since=VERSION&wait=DURATION on its peering listener (--peer-listen):
-// a JSON Summary {region, state, weight_factor_percent, override, version, time} of its
-// own region: the state its health machine computed from its own sidecars' reports and,
-// apart from it, the operator's override set on it for that region (geode region
-// drain|fence|down against the region's own control plane). The answer comes at
+// a JSON Summary {region, state, weight_factor_percent, override, endpoints, version,
+// time} of its own region: the state its health machine computed from its own sidecars'
+// reports; apart from it, the operator's override set on it for that region (geode
+// region drain|fence|down against the region's own control plane); and the endpoints its
+// own region's sidecars registered with it (through xDS node metadata), which it alone
+// knows. The answer comes at
 // once when the version differs from since, else when it changes or after wait (a long
 // poll; at most MaxWait). The version is the publishing control plane's start time and
 // a counter, so a restarted peer is always new to its followers.
@@ -84,7 +86,10 @@
 // configured state still win as before (health.Effective). A summary of this control
 // plane's own region, of a region not in the model, with a state the health machine does
 // not compute, or with an override that is not draining, down or fenced is refused.
-// Overrides of other regions set here stay local.
+// Overrides of other regions set here stay local. A peer's endpoints are served as that
+// region's registered endpoints (checked like a registration: a service name, an address
+// other regions can dial, a valid zone, at most the registration cap), replaced whole by
+// each new summary and kept, like its state, while the peer is unreachable.
 //
 // # Why a long-poll over HTTP and not xDS or gossip
 //

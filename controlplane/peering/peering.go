@@ -30,12 +30,27 @@ type Summary struct {
 	// apply the worse of State and Override, so an operator action in a region's control
 	// plane reaches every region's clients, and a restore there lifts it everywhere.
 	Override string `json:"override,omitempty"`
-	// Version changes whenever State, WeightFactor or Override does (and when the control
-	// plane restarts); a client long-polls with ?since=Version.
+	// Endpoints are the endpoints sidecars of the region registered with its own control
+	// plane (through their xDS node metadata), which is authoritative for them: peers
+	// serve them to their own clients as the region's, so a fleet without Kubernetes
+	// fails over across regions too. Sorted by service, address and zone.
+	Endpoints []Endpoint `json:"endpoints,omitempty"`
+	// Version changes whenever State, WeightFactor, Override or Endpoints does (and when
+	// the control plane restarts); a client long-polls with ?since=Version.
 	Version string `json:"version"`
 	// Time is when the summary last changed, by the publishing control plane's clock.
 	Time time.Time `json:"time"`
 }
+
+// Endpoint is one registered endpoint in a Summary.
+type Endpoint struct {
+	Service string `json:"service"`
+	Address string `json:"address"` // host:port
+	Zone    string `json:"zone,omitempty"`
+}
+
+// MaxSummaryBytes bounds a summary's body (a region's registered endpoints included).
+const MaxSummaryBytes = 8 << 20
 
 // Peer is another region's control plane: its region and peering address (host:port,
 // its --peer-listen).
@@ -286,12 +301,15 @@ func (p *Peers) fetch(ctx context.Context, peer Peer, since string) (Summary, er
 			return Summary{}, fmt.Errorf("GET %s: server certificate %s: %w", u, id, err)
 		}
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxSummaryBytes+1))
 	if err != nil {
 		return Summary{}, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return Summary{}, fmt.Errorf("GET %s: %s: %s", u, resp.Status, strings.TrimSpace(string(body)))
+		return Summary{}, fmt.Errorf("GET %s: %s: %s", u, resp.Status, strings.TrimSpace(string(body[:min(len(body), 512)])))
+	}
+	if len(body) > MaxSummaryBytes {
+		return Summary{}, fmt.Errorf("GET %s: summary larger than %d bytes", u, MaxSummaryBytes)
 	}
 	var s Summary
 	if err := json.Unmarshal(body, &s); err != nil {

@@ -46,6 +46,7 @@ type cp struct {
 	srv    *server.Server
 	admin  string
 	peer   string // peering listener address
+	xds    string // xDS listener address
 	stop   func()
 }
 
@@ -103,7 +104,7 @@ func startCP(t *testing.T, c cpConfig) *cp {
 		go func() { done <- run(ctx) }()
 	}
 	stopped := false
-	out := &cp{region: c.region, srv: s, admin: c.admin.Addr().String(), peer: c.peer.Addr().String()}
+	out := &cp{region: c.region, srv: s, admin: c.admin.Addr().String(), peer: c.peer.Addr().String(), xds: xl.Addr().String()}
 	out.stop = func() {
 		if stopped {
 			return

@@ -189,6 +189,10 @@ func TestWorseOfPeerAndLocal(t *testing.T) {
 	}
 	for _, bad := range []peering.Summary{
 		{Region: "us-west", State: "healthy", Override: "degraded", Version: "9"},
+		{Region: "us-west", State: "healthy", Version: "9", Endpoints: []peering.Endpoint{{Service: "where", Address: "0.0.0.0:80"}}},
+		{Region: "us-west", State: "healthy", Version: "9", Endpoints: []peering.Endpoint{{Address: "10.0.0.1:80"}}},
+		{Region: "us-west", State: "healthy", Version: "9", Endpoints: []peering.Endpoint{{Service: "where", Address: "10.0.0.1"}}},
+		{Region: "us-west", State: "healthy", Version: "9", Endpoints: []peering.Endpoint{{Service: "where", Address: "10.0.0.1:80", Zone: "Zone A"}}},
 		{Region: "us-west", State: "healthy", Override: "sideways", Version: "9"},
 		{Region: "us-east", State: "down", Version: "9"},
 		{Region: "mars", State: "down", Version: "9"},

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -9,7 +10,9 @@ import (
 	"time"
 
 	"github.com/geodemesh/geode/affinity"
+	"github.com/geodemesh/geode/controlplane/api"
 	"github.com/geodemesh/geode/controlplane/health"
+	"github.com/geodemesh/geode/controlplane/model"
 	"github.com/geodemesh/geode/controlplane/peering"
 )
 
@@ -18,8 +21,9 @@ type peerState struct {
 	own     string // this control plane's region (Options.Region); "" disables peering
 	epoch   int64  // first publish, unix ns: versions differ across restarts
 	counter uint64
-	last    *health.Status // own region's status at the last version bump
-	lastOv  string         // own region's operator override at the last version bump
+	last    *health.Status     // own region's status at the last version bump
+	lastOv  string             // own region's operator override at the last version bump
+	lastEps []peering.Endpoint // own region's registered endpoints at the last version bump
 	at      time.Time
 	changed chan struct{} // closed and replaced at every version bump
 	peers   map[string]*peerEntry
@@ -49,7 +53,9 @@ type PeerDump struct {
 	Region string `json:"region"`
 	State  string `json:"state"`
 	// Override is the operator's state set on the peer's control plane, if any.
-	Override     string    `json:"override,omitempty"`
+	Override string `json:"override,omitempty"`
+	// Endpoints counts the registered endpoints the peer's summary carries.
+	Endpoints    int       `json:"endpoints"`
 	WeightFactor int       `json:"weight_factor_percent"`
 	Version      string    `json:"version"`
 	SummaryTime  time.Time `json:"summary_time"`
@@ -87,8 +93,8 @@ func (s *Server) withPeersLocked(st map[string]health.Status) map[string]health.
 }
 
 // peerPublishedLocked bumps the own summary's version when the own region's published
-// computed state, weight factor or operator override changed, waking long-polls.
-// publishLocked calls it.
+// computed state, weight factor, operator override or registered endpoints changed,
+// waking long-polls. publishLocked calls it.
 func (s *Server) peerPublishedLocked() {
 	p := &s.peer
 	if p.own == "" {
@@ -102,7 +108,8 @@ func (s *Server) peerPublishedLocked() {
 	if o, ok := s.overrides[p.own]; ok {
 		ov = o.String()
 	}
-	if p.last != nil && p.last.Computed == st.Computed && p.last.Factor == st.Factor && p.lastOv == ov {
+	eps := s.ownEndpoints()
+	if p.last != nil && p.last.Computed == st.Computed && p.last.Factor == st.Factor && p.lastOv == ov && slices.Equal(p.lastEps, eps) {
 		return
 	}
 	now := time.Now()
@@ -110,7 +117,7 @@ func (s *Server) peerPublishedLocked() {
 		p.epoch = now.UnixNano()
 	}
 	p.counter++
-	p.last, p.lastOv, p.at = &st, ov, now
+	p.last, p.lastOv, p.lastEps, p.at = &st, ov, eps, now
 	if p.changed != nil {
 		close(p.changed)
 	}
@@ -134,7 +141,7 @@ func (s *Server) OwnSummary() (peering.Summary, <-chan struct{}, error) {
 		return peering.Summary{}, nil, fmt.Errorf("%w %q (own region)", ErrUnknownRegion, p.own)
 	}
 	return peering.Summary{
-		Region: p.own, State: p.last.Computed.String(), WeightFactor: p.last.Factor, Override: p.lastOv,
+		Region: p.own, State: p.last.Computed.String(), WeightFactor: p.last.Factor, Override: p.lastOv, Endpoints: slices.Clone(p.lastEps),
 		Version: fmt.Sprintf("%d.%d", p.epoch, p.counter), Time: p.at,
 	}, p.changed, nil
 }
@@ -156,6 +163,9 @@ func (s *Server) ApplyPeerSummary(ctx context.Context, sum peering.Summary) erro
 	}
 	if sum.WeightFactor < 0 || sum.WeightFactor > 100 {
 		return fmt.Errorf("peer summary of %q: weight factor %d is not in [0,100]", sum.Region, sum.WeightFactor)
+	}
+	if err := s.checkPeerEndpoints(sum); err != nil {
+		return err
 	}
 	if sum.Override != "" {
 		ov, err := affinity.ParseRegionState(sum.Override)
@@ -180,7 +190,7 @@ func (s *Server) ApplyPeerSummary(ctx context.Context, sum peering.Summary) erro
 		s.peer.peers = map[string]*peerEntry{}
 	}
 	old, had := s.peer.peers[sum.Region]
-	if had && old.sum == sum {
+	if had && sameSummary(old.sum, sum) {
 		old.contact, old.stale, old.reason = now, false, ""
 		return nil
 	}
@@ -191,7 +201,8 @@ func (s *Server) ApplyPeerSummary(ctx context.Context, sum peering.Summary) erro
 	s.peer.peers[sum.Region] = entry
 	prev := s.computed
 	next := s.withPeersLocked(s.health.Statuses())
-	if p, n := prev[sum.Region], next[sum.Region]; p.Computed == n.Computed && p.Factor == n.Factor {
+	sameEndpoints := had && slices.Equal(old.sum.Endpoints, sum.Endpoints) || !had && len(sum.Endpoints) == 0
+	if p, n := prev[sum.Region], next[sum.Region]; p.Computed == n.Computed && p.Factor == n.Factor && sameEndpoints {
 		s.computed = next
 		return nil
 	}
@@ -205,7 +216,7 @@ func (s *Server) ApplyPeerSummary(ctx context.Context, sum peering.Summary) erro
 		}
 		return err
 	}
-	s.log.Info("region state from peer", "region", sum.Region, "peer_state", sum.State, "peer_override", sum.Override,
+	s.log.Info("region state from peer", "region", sum.Region, "peer_state", sum.State, "peer_override", sum.Override, "peer_endpoints", len(sum.Endpoints),
 		"computed", s.computed[sum.Region].Computed.String(), "weight_factor_percent", s.computed[sum.Region].Factor,
 		"version", sum.Version)
 	return nil
@@ -253,10 +264,67 @@ func (s *Server) peerDumpLocked() []PeerDump {
 	for _, r := range slices.Sorted(maps.Keys(s.peer.peers)) {
 		e := s.peer.peers[r]
 		out = append(out, PeerDump{
-			Region: r, State: e.sum.State, Override: e.sum.Override, WeightFactor: e.sum.WeightFactor, Version: e.sum.Version,
+			Region: r, State: e.sum.State, Override: e.sum.Override, Endpoints: len(e.sum.Endpoints), WeightFactor: e.sum.WeightFactor, Version: e.sum.Version,
 			SummaryTime: e.sum.Time, AppliedAt: e.applied, LastContact: e.contact, Stale: e.stale, StaleReason: e.reason,
 			Errors: e.errs.count, LastError: e.errs.last, LastErrorAt: e.errs.at,
 		})
+	}
+	return out
+}
+
+// sameSummary reports whether two summaries say the same.
+func sameSummary(a, b peering.Summary) bool {
+	return a.Region == b.Region && a.State == b.State && a.WeightFactor == b.WeightFactor && a.Override == b.Override &&
+		a.Version == b.Version && a.Time.Equal(b.Time) && slices.Equal(a.Endpoints, b.Endpoints)
+}
+
+// ownEndpoints returns the endpoints registered in this control plane's own region,
+// sorted, as its summary carries them.
+func (s *Server) ownEndpoints() []peering.Endpoint {
+	var out []peering.Endpoint
+	for _, e := range s.registry.endpoints() {
+		if e.Region == s.peer.own {
+			out = append(out, peering.Endpoint{Service: e.Service, Address: e.Address, Zone: e.Zone})
+		}
+	}
+	slices.SortFunc(out, func(a, b peering.Endpoint) int {
+		return cmp.Or(cmp.Compare(a.Service, b.Service), cmp.Compare(a.Address, b.Address), cmp.Compare(a.Zone, b.Zone))
+	})
+	return out
+}
+
+// checkPeerEndpoints checks the endpoints a peer's summary carries as it checks a
+// registration (registry.go): each a service name, an address other regions can dial
+// and a valid zone; at most the registration cap of them.
+func (s *Server) checkPeerEndpoints(sum peering.Summary) error {
+	if len(sum.Endpoints) > s.registry.max {
+		return fmt.Errorf("peer summary of %q: %d endpoints, more than the registration cap %d", sum.Region, len(sum.Endpoints), s.registry.max)
+	}
+	for i, e := range sum.Endpoints {
+		var err error
+		switch {
+		case e.Service == "":
+			err = errors.New("service is required")
+		case e.Zone != "" && !api.ValidLocalityName(e.Zone):
+			err = fmt.Errorf("zone %q must be lower-case letters, digits and '-'", e.Zone)
+		default:
+			err = checkAdvertised(e.Address)
+		}
+		if err != nil {
+			return fmt.Errorf("peer summary of %q: endpoints[%d]: %w", sum.Region, i, err)
+		}
+	}
+	return nil
+}
+
+// peerEndpointsLocked returns the endpoints the peers' summaries carry, as registered
+// endpoints of their regions, sorted by region then as the summary has them.
+func (s *Server) peerEndpointsLocked() []model.RegionalEndpoint {
+	var out []model.RegionalEndpoint
+	for _, r := range slices.Sorted(maps.Keys(s.peer.peers)) {
+		for _, e := range s.peer.peers[r].sum.Endpoints {
+			out = append(out, model.RegionalEndpoint{Service: e.Service, Region: r, Endpoint: model.Endpoint{Address: e.Address, Zone: e.Zone}})
+		}
 	}
 	return out
 }

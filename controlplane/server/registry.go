@@ -428,11 +428,12 @@ func (r *registry) dump(base *model.Model) []RegistrationDump {
 	return out
 }
 
-// withRegistrations is base with the registered endpoints. A registration is checked
-// before it is accepted, so this does not fail; if it did, the registrations are left
-// out and logged rather than stop a manifest reload or a region-state change.
+// withRegistrations is base with the registered endpoints: this control plane's own
+// registrations, then those its peers' summaries carry for their regions. Both are
+// checked before they are accepted, so this does not fail; if it did, they are left out
+// and logged rather than stop a manifest reload or a region-state change. s.mu is held.
 func (s *Server) withRegistrations(base *model.Model) *model.Model {
-	m, err := base.WithEndpoints(s.registry.endpoints())
+	m, err := base.WithEndpoints(append(s.registry.endpoints(), s.peerEndpointsLocked()...))
 	if err != nil {
 		s.log.Error("registered endpoints left out", "err", err)
 		return base
