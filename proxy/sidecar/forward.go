@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/geodemesh/geode/affinity"
+	"github.com/geodemesh/geode/consistency"
 	"github.com/geodemesh/geode/proxy/route"
 	"github.com/geodemesh/geode/tracing"
 )
@@ -45,8 +46,10 @@ const ejectFor = time.Second
 // its app: any request is safe to send again) or the request is retryable and the
 // service's retry budget allows a retry. A 502/503/504 counts against its region; it
 // is passed on when no further attempt is allowed. A 421 from a peer sidecar whose
-// replica lacks the session's writes sends the request to the region it names (reason
-// ryw): not a failure of the region, but a cross-region hop the budget pays for.
+// replica lacks the session's writes, or lags the data's origin by more than a
+// bounded-staleness service allows, sends the request to the region it names (reason
+// ryw or staleness): not a failure of the region, but a cross-region hop the budget
+// pays for.
 func (s *Sidecar) forward(ctx context.Context, r *http.Request, st *route.State, svc *route.Service, req *affinity.Request, c *affinity.Candidates, retryable bool) outcome {
 	var body *replayBody
 	if hasBody(r) {
@@ -73,7 +76,7 @@ func (s *Sidecar) forward(ctx context.Context, r *http.Request, st *route.State,
 		out.attempts++
 		reason := affinity.FailoverReason(c.Reason(), i)
 		if i == rywAt {
-			reason = affinity.ReasonRYW
+			reason = redirectReason(svc)
 		}
 		resp, why, unprocessed := s.attemptRegion(ctx, r, body, st, svc, pool, try{reason: reason, n: out.attempts, degradedOK: degradedOK})
 		if resp == nil {
@@ -144,6 +147,16 @@ func (s *Sidecar) forward(ctx context.Context, r *http.Request, st *route.State,
 		out.err = errorf(StageForward, http.StatusServiceUnavailable, "service %q: no healthy region; tried %s", svc.Name, strings.Join(tried, ", "))
 	}
 	return out
+}
+
+// redirectReason is why a 421 sent a request on: the replica was behind the session's
+// writes (ryw), or further behind the data's origin than a bounded-staleness service
+// allows (staleness).
+func redirectReason(svc *route.Service) affinity.Reason {
+	if svc.Level.Kind == consistency.BoundedStaleness {
+		return affinity.ReasonStaleness
+	}
+	return affinity.ReasonRYW
 }
 
 // redirectTarget returns the region a peer's 421 names, when it is a region of the

@@ -26,7 +26,7 @@ func (s *Sidecar) serveInbound(w http.ResponseWriter, r *http.Request) {
 	trusted := s.trustedPeer(r.RemoteAddr)
 	app := appConf{address: conf.App.Address, watermarkPath: conf.App.WatermarkPath, readWait: conf.Session.ReadWait.Std()}
 	// Read-your-writes: only a mesh peer's token counts (others' geode-* headers are dropped).
-	if trusted && s.checkSession(w, r, st, &app) {
+	if trusted && (s.checkSession(w, r, st, &app) || s.checkStaleness(w, r, st)) {
 		return
 	}
 	ctx, span := s.startSpan(r.Context(), r.Header, "geode inbound", trace.SpanKindServer, tracing.DstRegion.String(st.LocalName()))

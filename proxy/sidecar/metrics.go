@@ -29,6 +29,9 @@ type metrics struct {
 	// rywUnavailable: session reads served without the session's writes because the
 	// only region that has them cannot serve.
 	rywUnavailable *prometheus.CounterVec // service
+	// beyondBound: bounded-staleness reads the inbound listener found its replica too far
+	// behind for: answered 421 (misdirected) or served flagged (degraded).
+	beyondBound *prometheus.CounterVec // service, result
 }
 
 // budgetCollector reports each service's cross-region budget remaining, read from the
@@ -99,8 +102,11 @@ func newMetrics(state func() *route.State) *metrics {
 	m.rywUnavailable = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "geode_ryw_unavailable_total", Help: "Session reads served without the session's writes because the only region that has them could not serve (down, fenced or its breaker open).",
 	}, []string{"service"})
+	m.beyondBound = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "geode_staleness_beyond_bound_total", Help: "Bounded-staleness reads the inbound listener's replica lagged the data's origin by more than the bound for: answered 421 naming the origin (misdirected), or served flagged Geode-Degraded: staleness when the caller could not go there (degraded).",
+	}, []string{"service", "result"})
 	m.registry.MustRegister(
-		m.rywUnavailable,
+		m.rywUnavailable, m.beyondBound,
 		budgetCollector{state: state, desc: prometheus.NewDesc("geode_cross_region_budget_remaining",
 			"Cross-region calls the service may still make from this region in the current window (negative: over budget, in shadow mode).",
 			[]string{"service", "src_region", "mode"}, nil)},

@@ -97,6 +97,66 @@ func (s *Sidecar) checkSession(w http.ResponseWriter, r *http.Request, st *route
 	return true
 }
 
+// checkStaleness is the inbound side of bounded staleness, the authority on it as
+// checkSession is on read-your-writes: a read of a bounded-staleness service whose local
+// replica reports (geode-replica-lag) more lag behind the data's origin than the bound
+// — the key's home; for a service without homes, every other region — is answered 421
+// naming that origin (the one it lags most), so the calling sidecar sends it there. A
+// caller that cannot go there (Geode-Accept-Degraded), or an origin that cannot serve,
+// gets the read served, flagged Geode-Degraded: staleness. A replica that reports no
+// lag is not judged. It reports whether it answered.
+func (s *Sidecar) checkStaleness(w http.ResponseWriter, r *http.Request, st *route.State) bool {
+	svc := st.Service(r.Host)
+	if svc == nil || svc.Level.Kind != consistency.BoundedStaleness {
+		return false
+	}
+	local := st.Replicas[st.Local]
+	if !local.ReportsLag() {
+		return false
+	}
+	now := time.Now()
+	var noSession sessionState
+	req, _ := s.classify(r, st, svc, &noSession, now, false)
+	if req.Write {
+		return false
+	}
+	var origin affinity.Region
+	var worst time.Duration
+	consider := func(o affinity.Region) {
+		if o == st.Local {
+			return // a region is never behind its own writes
+		}
+		lag, _, known := local.Staleness(st.RegionName(o), now)
+		if !known {
+			lag = consistency.MaxReplicaLag
+		}
+		if lag > svc.Level.Staleness && lag > worst {
+			origin, worst = o, lag
+		}
+	}
+	if req.HasHome {
+		consider(req.Home)
+	} else {
+		for o := range st.Regions() {
+			consider(affinity.Region(o))
+		}
+	}
+	if worst == 0 {
+		return false
+	}
+	if r.Header.Get(headerAcceptDegraded) != "" || !regionUsable(svc, origin) {
+		s.metrics.beyondBound.WithLabelValues(svc.Name, "degraded").Inc()
+		w.Header().Set(headerDegraded, "staleness")
+		return false
+	}
+	s.metrics.beyondBound.WithLabelValues(svc.Name, "misdirected").Inc()
+	w.Header().Set(headerRegionHint, st.RegionName(origin))
+	e := errorf(StageDecide, http.StatusMisdirectedRequest, "service %q: the replica in %s is %s behind %s, more than the bound %s; %s has the data",
+		svc.Name, st.LocalName(), worst.Round(time.Millisecond), st.RegionName(origin), svc.Level.Staleness, st.RegionName(origin))
+	e.write(w, r)
+	return true
+}
+
 // appConf is what the inbound path needs of the config.
 type appConf struct {
 	address       string
