@@ -26,6 +26,9 @@ type State struct {
 	byAuthority map[string]*Service
 	services    []*Service
 	index       map[string]affinity.Region
+	// tightest is the smallest staleness bound of the bounded-staleness services; 0
+	// when there are none.
+	tightest time.Duration
 	// Replicas holds what is known of each region's replica, by region index.
 	Replicas [affinity.MaxRegions]*Replica
 }
@@ -165,10 +168,17 @@ func Build(c *config.Config, version string, reg *Registry) (*State, error) {
 			st.byAuthority[host] = svc
 		}
 		st.services = append(st.services, svc)
+		if b := svc.Level.Staleness; svc.Level.Kind == consistency.BoundedStaleness && (st.tightest == 0 || b < st.tightest) {
+			st.tightest = b
+		}
 	}
 	reg.forgetAllBut(live)
 	return st, nil
 }
+
+// TightestStaleness returns the smallest staleness bound of the state's
+// bounded-staleness services, or 0 when it has none.
+func (s *State) TightestStaleness() time.Duration { return s.tightest }
 
 // proximityOrder lists all regions nearest first from the local region: the local
 // region, then the others by RTT, ties broken by name so every sidecar agrees.

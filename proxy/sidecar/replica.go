@@ -17,6 +17,11 @@ func (s *Sidecar) observeReplica(st *route.State, r affinity.Region, h http.Head
 	if v := h.Get(canonWatermark); v != "" {
 		_ = st.Replicas[r].ObserveText(v, now)
 	}
+	// Lag reports matter to bounded-staleness services only: without one, none is
+	// parsed (a report changes with every response, so each parse would allocate).
+	if st.TightestStaleness() == 0 {
+		return
+	}
 	if v := h.Get(canonReplicaLag); v != "" {
 		_ = st.Replicas[r].ObserveLagText(v, now)
 	}
@@ -212,14 +217,8 @@ func (s *Sidecar) refreshLocalReplica(ctx context.Context) {
 // localRefreshInterval is a quarter of the smallest staleness bound of st's services,
 // within [25ms, 1s]; 0 when no service is bounded-staleness.
 func localRefreshInterval(st *route.State) time.Duration {
-	var smallest time.Duration
-	for _, svc := range st.Services() {
-		if b := svc.Level.Staleness; svc.Level.Kind == consistency.BoundedStaleness && (smallest == 0 || b < smallest) {
-			smallest = b
-		}
+	if b := st.TightestStaleness(); b > 0 {
+		return min(max(b/4, 25*time.Millisecond), time.Second)
 	}
-	if smallest == 0 {
-		return 0
-	}
-	return min(max(smallest/4, 25*time.Millisecond), time.Second)
+	return 0
 }
