@@ -69,30 +69,7 @@ addressType: IPv4
 ports: [{port: 8080}]
 endpoints: [{addresses: [10.0.0.1], zone: us-east-1a}]
 `)
-	logs := new(syncBuffer)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- runControlplane(ctx, []string{"--config", dir, "--insecure", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--reload-debounce", "50ms"}, new(bytes.Buffer), logs)
-	}()
-	defer func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("controlplane: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Error("controlplane did not stop within 10s")
-		}
-	}()
-	var admin string
-	eventually(t, "control plane serving", func() bool {
-		if l := logs.logLine("control plane serving", 0); l != nil {
-			admin, _ = l["admin"].(string)
-		}
-		return admin != ""
-	})
+	admin, logs := startControlplane(t, "--config", dir, "--reload-debounce", "50ms")
 	dump := func() server.ConfigDump {
 		var d server.ConfigDump
 		if err := adminCall(context.Background(), 2*time.Second, "GET", admin, "/config_dump", &d); err != nil {
@@ -168,4 +145,34 @@ func TestControlplaneCheckNamesServicesWithoutEndpoints(t *testing.T) {
 	if !strings.Contains(out.String(), "1 services)") || !strings.Contains(out.String(), "without endpoints (until one is ready or a sidecar registers one): web\n") {
 		t.Fatalf("--check said %q", out.String())
 	}
+}
+
+// startControlplane runs `geode controlplane --insecure` on loopback ports with args
+// until the test ends, and returns its admin address (once it serves) and its log.
+func startControlplane(t *testing.T, args ...string) (admin string, logs *syncBuffer) {
+	t.Helper()
+	logs = new(syncBuffer)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- runControlplane(ctx, append([]string{"--insecure", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"}, args...), new(bytes.Buffer), logs)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("controlplane: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("controlplane did not stop within 10s")
+		}
+	})
+	eventually(t, "control plane serving", func() bool {
+		if l := logs.logLine("control plane serving", 0); l != nil {
+			admin, _ = l["admin"].(string)
+		}
+		return admin != ""
+	})
+	return admin, logs
 }

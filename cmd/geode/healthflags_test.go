@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"flag"
 	"io"
@@ -139,32 +138,9 @@ func TestControlplaneRefusesBadHealthFlags(t *testing.T) {
 // /status.
 func TestControlplaneHealthFlagsReachTheServer(t *testing.T) {
 	dir := writeManifests(t)
-	logs := new(syncBuffer)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- runControlplane(ctx, []string{"--config", dir, "--insecure", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
-			"--health-interval", "50ms", "--health-window", "1s", "--health-min-requests", "5", "--health-bad-evaluations", "1",
-			"--health-probe-after", "1m", "--max-registrations", "7"}, new(bytes.Buffer), logs)
-	}()
-	defer func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("controlplane: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Error("controlplane did not stop within 10s")
-		}
-	}()
-	var admin string
-	eventually(t, "control plane serving", func() bool {
-		if l := logs.logLine("control plane serving", 0); l != nil {
-			admin, _ = l["admin"].(string)
-		}
-		return admin != ""
-	})
+	admin, _ := startControlplane(t, "--config", dir,
+		"--health-interval", "50ms", "--health-window", "1s", "--health-min-requests", "5", "--health-bad-evaluations", "1",
+		"--health-probe-after", "1m", "--max-registrations", "7")
 	var st server.Status
 	if err := adminCall(context.Background(), 2*time.Second, http.MethodGet, admin, "/status", &st); err != nil {
 		t.Fatal(err)
