@@ -14,17 +14,25 @@ import (
 // noSessionKeys is the SDS version of a snapshot without a session key ring.
 const noSessionKeys = "none"
 
+// sessionKeysVersion identifies a ring (its fingerprint), so the secret has a version
+// of its own and a key rotation re-sends nothing else.
+func sessionKeysVersion(kr *consistency.KeyRing) string {
+	if kr == nil {
+		return noSessionKeys
+	}
+	return "keys-" + kr.Fingerprint()
+}
+
 // sessionKeys returns the SDS resources for a fleet's session key ring: one generic
 // secret named api.SessionKeysSecret holding the ring in the key-file format, or none
-// when the model has no ring. version identifies the ring (its fingerprint), so the
-// secret has a version of its own and a key rotation re-sends nothing else.
-func sessionKeys(kr *consistency.KeyRing) (res []types.Resource, version string, err error) {
+// when the model has no ring.
+func sessionKeys(kr *consistency.KeyRing) ([]types.Resource, error) {
 	if kr == nil {
-		return []types.Resource{}, noSessionKeys, nil
+		return []types.Resource{}, nil
 	}
 	b, err := kr.Marshal()
 	if err != nil {
-		return nil, "", fmt.Errorf("session keys: %w", err)
+		return nil, fmt.Errorf("session keys: %w", err)
 	}
 	s := &tlsv3.Secret{
 		Name: api.SessionKeysSecret,
@@ -32,5 +40,5 @@ func sessionKeys(kr *consistency.KeyRing) (res []types.Resource, version string,
 			Secret: &corev3.DataSource{Specifier: &corev3.DataSource_InlineBytes{InlineBytes: b}},
 		}},
 	}
-	return []types.Resource{s}, "keys-" + kr.Fingerprint(), nil
+	return []types.Resource{s}, nil
 }

@@ -116,11 +116,7 @@ func ForRegionWith(m *model.Model, region string, ramp map[string]int, opts Opti
 	}
 	// The session key ring (SDS) is versioned by its fingerprint: a rotation re-sends
 	// the secret alone, and a region-state change does not re-send it.
-	_, keysVersion, err := sessionKeys(m.SessionKeys())
-	if err != nil {
-		return nil, err
-	}
-	snap.Resources[cache.GetResponseType(resource.SecretType)].Version = keysVersion
+	snap.Resources[cache.GetResponseType(resource.SecretType)].Version = sessionKeysVersion(m.SessionKeys())
 	if err := Check(snap); err != nil {
 		return nil, fmt.Errorf("region %q: %w", region, err)
 	}
@@ -197,7 +193,7 @@ func ResourcesWith(m *model.Model, region string, ramp map[string]int, opts Opti
 		listeners = append(listeners, outbound)
 	}
 	rc := &routev3.RouteConfiguration{Name: RouteConfigName, VirtualHosts: vhosts}
-	secrets, _, err := sessionKeys(m.SessionKeys())
+	secrets, err := sessionKeys(m.SessionKeys())
 	if err != nil {
 		return nil, err
 	}
